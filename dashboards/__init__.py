@@ -1,0 +1,1 @@
+"""ClickHouse: the decision history's tables (ddl.sql), its queries, and the store."""

@@ -1,0 +1,122 @@
+"""The ClickHouse store, always through clickhouse-connect.
+
+``chdb:///path`` runs the ClickHouse engine in this process (one process owns a
+store at a time); ``http(s)://host:8123/db`` talks to a server. Same SQL for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from doublelock.errors import ServiceError
+from doublelock.events import Intent, Millis
+from doublelock.verdict import Decision
+
+log = logging.getLogger(__name__)
+
+HERE: Final = Path(__file__).parent
+QUERIES: Final = HERE / "queries"
+
+DECISION_COLUMNS: Final = (
+    "intent_id", "session_id", "user_id", "action", "resource", "app", "channel", "ip",
+    "device_id", "verdict", "reason", "occurred_at", "decided_at", "valid_until",
+    "policy_version", "session_age_ms", "idle_ms", "reauth_age_ms", "detail",
+    "source_partition", "source_offset",
+)
+REJECTION_COLUMNS: Final = (
+    "source_topic", "partition", "offset", "kind", "error", "payload_bytes", "rejected_at",
+)
+
+
+def instant(ms: Millis) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a record came from: the position stored beside what it produced."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def decision_row(decision: Decision, intent: Intent | None, source: Source) -> list[Any]:
+    """One ``decisions`` row. Without an intent (it did not decode) the context is empty."""
+    context = ("", "", "", "", "", decision.decided_at) if intent is None else (
+        intent.resource, intent.app, intent.channel, intent.ip, intent.device_id,
+        intent.occurred_at,
+    )
+    return [
+        decision.intent_id, decision.session_id, decision.user_id, decision.action,
+        *context[:5], decision.verdict.value, decision.reason.value, instant(context[5]),
+        instant(decision.decided_at), instant(decision.valid_until), decision.policy_version,
+        decision.session_age_ms, decision.idle_ms, decision.reauth_age_ms, decision.detail,
+        source.partition, source.offset,
+    ]
+
+
+def rejection_row(source: Source, kind: str, error: str, size: int, at: Millis) -> list[Any]:
+    return [source.topic, source.partition, source.offset, kind, error, size, instant(at)]
+
+
+class Store:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        parsed = urlparse(dsn)
+        try:
+            if parsed.scheme == "chdb":
+                path = Path(parsed.path)
+                path.mkdir(parents=True, exist_ok=True)
+                self.client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            elif parsed.scheme in ("http", "https"):
+                self.client = clickhouse_connect.get_client(dsn=dsn)
+            else:
+                raise ServiceError(f"unsupported ClickHouse DSN {dsn!r}: use chdb:// or http(s)://")
+        except ClickHouseError as exc:
+            raise ServiceError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+
+    def migrate(self) -> None:
+        for statement in _statements((HERE / "ddl.sql").read_text()):
+            self._run(self.client.command, statement)
+
+    def insert_decisions(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._run(self.client.insert, "decisions", rows, column_names=DECISION_COLUMNS)
+
+    def insert_rejections(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._run(self.client.insert, "rejections", rows, column_names=REJECTION_COLUMNS)
+
+    def query(self, name: str, **parameters: Any) -> list[dict[str, Any]]:
+        """Run ``queries/<name>.sql`` with ClickHouse query parameters."""
+        sql = (QUERIES / f"{name}.sql").read_text()
+        result = self._run(self.client.query, sql, parameters=parameters)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def sql(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self._run(self.client.query, sql, parameters=parameters).result_rows)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except ClickHouseError as exc:
+            raise ServiceError(f"ClickHouse ({self.dsn}): {exc}") from exc
+
+
+def _statements(script: str) -> list[str]:
+    without_comments = re.sub(r"--[^\n]*", "", script)
+    return [s.strip() for s in without_comments.split(";") if s.strip()]

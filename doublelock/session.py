@@ -1,0 +1,112 @@
+"""Server-side session state and its transitions: ``apply(state, event) -> state``.
+
+The transitions are monotone where security needs it: a dead session never comes
+back, idle time never moves backwards, freshness never goes down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from doublelock.errors import RejectedEvent
+from doublelock.events import (
+    Activity,
+    Expired,
+    Heartbeat,
+    LifecycleEvent,
+    LoggedOut,
+    Millis,
+    Reauthenticated,
+    Revoked,
+    SessionCreated,
+)
+from doublelock.policy import Policy
+
+
+class Status(str, Enum):
+    ACTIVE = "active"
+    LOGGED_OUT = "logged_out"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    session_id: str
+    user_id: str
+    login_at: Millis  # auth_time of the login that created it: the absolute clock
+    auth_time: Millis  # the freshest proof of identity
+    auth_level: int
+    ip: str  # the bound context
+    device_id: str
+    last_activity: Millis
+    expires_at: Millis | None = None
+    status: Status = Status.ACTIVE
+    ended_at: Millis | None = None
+    end_reason: str | None = None
+    last_seen_ip: str | None = None
+    last_seen_device_id: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.status is Status.ACTIVE
+
+    def absolute_end(self, policy: Policy) -> Millis:
+        end = self.login_at + policy.absolute_timeout
+        return end if self.expires_at is None else min(end, self.expires_at)
+
+    def idle_end(self, policy: Policy) -> Millis:
+        return self.last_activity + policy.idle_timeout
+
+
+def apply(state: SessionState | None, event: LifecycleEvent, policy: Policy) -> SessionState:
+    """The session after ``event``. Raises RejectedEvent for an unknown session."""
+    if isinstance(event, SessionCreated):
+        if state is not None:
+            return state  # a repeated `created` neither resets nor revives
+        return SessionState(
+            session_id=event.session_id,
+            user_id=event.user_id,
+            login_at=event.auth_time,
+            auth_time=event.auth_time,
+            auth_level=event.auth_level,
+            ip=event.ip,
+            device_id=event.device_id,
+            # Creation counts as the first activity.
+            last_activity=max(event.at, event.auth_time),
+            expires_at=event.expires_at,
+        )
+    if state is None:
+        raise RejectedEvent("unknown_session", f"{event.session_id!r} was never created")
+    if not state.alive or isinstance(event, Heartbeat):
+        return state
+    if isinstance(event, Activity):
+        if event.at < state.last_activity or event.at >= state.idle_end(policy):
+            # Older than what we know, or after the idle timeout: it never
+            # moves idle time back and never revives an idle session.
+            return state
+        return replace(
+            state,
+            last_activity=event.at,
+            last_seen_ip=event.ip or state.last_seen_ip,
+            last_seen_device_id=event.device_id or state.last_seen_device_id,
+        )
+    if isinstance(event, Reauthenticated):
+        if event.auth_time <= state.auth_time:
+            return state  # an older proof never lowers freshness
+        return replace(
+            state,
+            auth_time=event.auth_time,
+            auth_level=event.auth_level,
+            last_activity=max(state.last_activity, event.auth_time),
+            ip=event.ip or state.ip,
+            device_id=event.device_id or state.device_id,
+        )
+    if isinstance(event, LoggedOut):
+        return replace(state, status=Status.LOGGED_OUT, ended_at=event.at)
+    if isinstance(event, Revoked):
+        return replace(state, status=Status.REVOKED, ended_at=event.at, end_reason=event.reason)
+    if isinstance(event, Expired):
+        return replace(state, status=Status.EXPIRED, ended_at=event.at)
+    raise TypeError(f"not a lifecycle event: {event!r}")

@@ -1,0 +1,163 @@
+"""The decision: allow, deny or step up, taken at the moment of the action."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import Enum
+
+from doublelock.events import Intent, Millis
+from doublelock.policy import Policy
+from doublelock.session import SessionState, Status
+
+
+class Verdict(str, Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    STEP_UP = "step_up"
+
+
+class Reason(str, Enum):
+    """Why; when several rules fail, the first in this order is reported."""
+
+    OK = "ok"
+    MALFORMED = "malformed"
+    STALE_INTENT = "stale_intent"
+    CLOCK_SKEW = "clock_skew"
+    STATE_UNAVAILABLE = "state_unavailable"
+    UNKNOWN_SESSION = "unknown_session"
+    REVOKED = "revoked"
+    EXPIRED_ABSOLUTE = "expired_absolute"
+    EXPIRED_IDLE = "expired_idle"
+    CONTEXT_MISMATCH = "context_mismatch"
+    REAUTH_REQUIRED = "reauth_required"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    intent_id: str
+    session_id: str
+    user_id: str
+    action: str
+    verdict: Verdict
+    reason: Reason
+    decided_at: Millis
+    valid_until: Millis
+    policy_version: str
+    # Evidence, measured at decided_at; None where there is no session to measure.
+    session_age_ms: Millis | None = None
+    idle_ms: Millis | None = None
+    reauth_age_ms: Millis | None = None
+    detail: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW
+
+
+def same_ip(bound: str, seen: str, mode: str) -> bool:
+    if mode == "off":
+        return True
+    if mode == "exact" or bound == seen:
+        return bound == seen
+    try:  # prefix24: the same /24 for IPv4, the same /64 for IPv6
+        a, b = ipaddress.ip_address(bound), ipaddress.ip_address(seen)
+    except ValueError:
+        return False
+    if a.version != b.version:
+        return False
+    bits = 24 if a.version == 4 else 64
+    net = ipaddress.ip_network(f"{a}/{bits}", strict=False)
+    return b in net
+
+
+def _context_problem(state: SessionState, intent: Intent, policy: Policy) -> str | None:
+    if intent.user_id != state.user_id:
+        return f"session belongs to user {state.user_id!r}, not {intent.user_id!r}"
+    if policy.device_binding == "exact" and intent.device_id != state.device_id:
+        return f"device {intent.device_id!r} is not the session's {state.device_id!r}"
+    if not same_ip(state.ip, intent.ip, policy.ip_binding):
+        return f"ip {intent.ip!r} does not match the session's {state.ip!r} ({policy.ip_binding})"
+    return None
+
+
+def deny(
+    intent_id: str,
+    session_id: str,
+    user_id: str,
+    action: str,
+    reason: Reason,
+    now: Millis,
+    policy: Policy,
+    detail: str = "",
+) -> Decision:
+    """A deny with no session evidence: malformed or undecidable input."""
+    return Decision(
+        intent_id, session_id, user_id, action, Verdict.DENY, reason,
+        decided_at=now, valid_until=now, policy_version=policy.version, detail=detail,
+    )
+
+
+def decide(
+    state: SessionState | None,
+    intent: Intent,
+    policy: Policy,
+    now: Millis,
+    *,
+    live: bool = True,
+) -> Decision:
+    """Decide ``intent`` against the session as it is at ``now``.
+
+    Live mode ``now`` is the worker's clock; a replay passes the intent's own time
+    and ``live=False`` (then the intent can be neither stale nor skewed).
+    """
+
+    def verdict(v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None) -> Decision:
+        if state is None:
+            evidence: tuple[Millis | None, ...] = (None, None, None)
+        else:
+            evidence = (now - state.login_at, now - state.last_activity, now - state.auth_time)
+        return Decision(
+            intent.intent_id, intent.session_id, intent.user_id, intent.action, v, reason,
+            decided_at=now,
+            valid_until=now if until is None else until,
+            policy_version=policy.version,
+            session_age_ms=evidence[0], idle_ms=evidence[1], reauth_age_ms=evidence[2],
+            detail=detail,
+        )
+
+    if live:
+        if now - intent.occurred_at > policy.intent_max_age:
+            return verdict(Verdict.DENY, Reason.STALE_INTENT,
+                           f"intent is {now - intent.occurred_at} ms old")
+        if intent.occurred_at - now > policy.skew_tolerance:
+            return verdict(Verdict.DENY, Reason.CLOCK_SKEW,
+                           f"intent is {intent.occurred_at - now} ms ahead of the clock")
+    if state is None:
+        return verdict(Verdict.DENY, Reason.UNKNOWN_SESSION)
+    if state.status is not Status.ACTIVE:
+        if state.status is Status.EXPIRED:
+            return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "expired by the identity provider")
+        return verdict(Verdict.DENY, Reason.REVOKED, state.end_reason or state.status.value)
+    absolute_end = state.absolute_end(policy)
+    if now >= absolute_end:
+        return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE)
+    idle_end = state.idle_end(policy)
+    if now >= idle_end:
+        return verdict(Verdict.DENY, Reason.EXPIRED_IDLE)
+    problem = _context_problem(state, intent, policy)
+    if problem is not None:
+        return verdict(Verdict.DENY, Reason.CONTEXT_MISMATCH, problem)
+    until = min(absolute_end, idle_end, now + policy.decision_ttl)
+    rule = policy.rule_for(intent.action)
+    if rule is not None:
+        if rule.min_auth_level is not None and state.auth_level < rule.min_auth_level:
+            return verdict(Verdict.STEP_UP, Reason.REAUTH_REQUIRED,
+                           f"needs auth level {rule.min_auth_level}, has {state.auth_level}")
+        if rule.reauth_within is not None:
+            fresh_until = state.auth_time + rule.reauth_within
+            if now >= fresh_until:
+                return verdict(Verdict.STEP_UP, Reason.REAUTH_REQUIRED,
+                               f"needs authentication within {rule.reauth_within} ms")
+            until = min(until, fresh_until)
+    return verdict(Verdict.ALLOW, Reason.OK, until=until)

@@ -1,0 +1,1 @@
+"""The enforcement worker: a Faust app joining intents with the sessions table."""

@@ -1,0 +1,231 @@
+"""The Faust topology: two co-partitioned topics, one sessions table, two agents.
+
+    sessions ──apply_lifecycle──▶ sessions table (changelog: <app_id>-sessions-changelog)
+    intents ───decide_intents───▶ decisions, ClickHouse (and deadletter on bad input)
+
+Both agents run with concurrency 1 (faust #606) and never let an exception escape:
+an exception in a Faust agent would still ack the event, so every failure becomes
+a deny ``malformed`` (for an intent) and a dead letter with its cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from dashboards.store import Source, Store, decision_row, rejection_row
+from doublelock.errors import RejectedEvent
+from doublelock.events import Intent, Millis, validate_event, validate_intent
+from doublelock.policy import Policy
+from doublelock.session import SessionState, apply
+from doublelock.verdict import Decision, Reason, decide, deny
+from schemas.codec import Codec
+from streams.barrier import ListOffsets, SessionsBarrier
+from streams.metrics import Metrics
+from streams.sink import ClickHouseSink
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], Millis]
+
+
+def wall_clock() -> Millis:
+    return time.time_ns() // 1_000_000
+
+
+class EnforcementApp(faust.App):
+    """Flushes the ClickHouse sink while the consumer still runs, so that a clean
+    stop commits every stored offset instead of leaving it to a replay."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
+@dataclass
+class Worker:
+    """What the topology is made of; tests and the CLI reach in through it."""
+
+    app: faust.App
+    metrics: Metrics
+    sink: ClickHouseSink
+    barrier: SessionsBarrier
+
+
+def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = wall_clock) -> Worker:
+    topics = settings.topics
+    codec = Codec(max_payload=settings.max_payload_bytes)
+    app = EnforcementApp(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.faust_store(),
+        datadir=str(settings.worker_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        # Unacked events wait for the sink, not the other way round: never block a
+        # stop or a rebalance on them (they are redelivered, rows are idempotent).
+        stream_wait_empty=False,
+        # Offsets only move once sink.flush() acks; commit soon after it does.
+        broker_commit_interval=max(settings.flush_interval_ms / 1000, 0.2),
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw"}
+    intents_topic = app.topic(topics.intents, partitions=settings.partitions, **raw)
+    sessions_topic = app.topic(topics.sessions, partitions=settings.partitions, **raw)
+    decisions_topic = app.topic(topics.decisions, **raw)
+    deadletter_topic = app.topic(topics.deadletter, **raw)
+    table = app.Table("sessions", partitions=settings.partitions, key_type=bytes,
+                      value_type=bytes)
+    # Faust picks "json" for any non-Model type; the values are Avro SessionState
+    # bytes. Set before the store and the changelog topic are made (on first use).
+    table.key_serializer = table.value_serializer = "raw"
+    metrics = Metrics()
+    sink = ClickHouseSink(store, app.producer.flush, settings.flush_rows,
+                          settings.flush_interval_ms / 1000)
+
+    async def start_offset(tp: TP) -> int:
+        committed = app.consumer._committed_offset.get(tp)  # set by seek_to_committed
+        if committed is not None:
+            return int(committed)
+        return int((await app.consumer.earliest_offsets(tp))[tp])
+
+    list_offsets = ListOffsets(settings.bootstrap)
+    barrier = SessionsBarrier(topics.sessions, list_offsets, start_offset)
+
+    async def dead_letter(message: Any, kind: str, error: str) -> list[Any]:
+        """Keep the raw record with its cause; returns the ClickHouse rejection row."""
+        now = clock()
+        source = Source(message.topic, message.partition, message.offset)
+        record = {
+            "source_topic": source.topic, "partition": source.partition,
+            "offset": source.offset, "key": message.key, "payload": message.value or b"",
+            "kind": kind, "error": error, "rejected_at": now,
+        }
+        await deadletter_topic.send(key=message.key, value=codec.encode_record(
+            "doublelock.DeadLetter", record), force=True)
+        metrics.rejected[kind] += 1
+        log.warning("rejected %s[%d]@%d: %s: %s", source.topic, source.partition,
+                    source.offset, kind, error)
+        return rejection_row(source, kind, error, len(message.value or b""), now)
+
+    def session_key(session_id: str, message: Any) -> bytes:
+        key = session_id.encode()
+        if message.key != key:
+            # Co-partitioning rests on the key: a wrong one could put the record on
+            # another partition than its session's state.
+            raise RejectedEvent("malformed", f"record key {message.key!r} is not the session_id")
+        return key
+
+    @app.agent(sessions_topic, concurrency=1)
+    async def apply_lifecycle(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                lifecycle = codec.decode_lifecycle(message.value)
+                validate_event(lifecycle, now=clock())
+                key = session_key(lifecycle.session_id, message)
+                raw_state = table.get(key)
+                state = None if raw_state is None else codec.decode(raw_state)
+                new_state = apply(state, lifecycle, policy)
+                if new_state is not state:
+                    table[key] = codec.encode(new_state)
+                metrics.applied += 1
+            except RejectedEvent as exc:
+                row = await dead_letter(message, exc.kind, exc.message)
+                sink.add(None, row, None)
+            except Exception as exc:  # never let one record stop the worker
+                log.exception("lifecycle record %s@%d failed", message.tp, message.offset)
+                row = await dead_letter(message, "internal_error", repr(exc))
+                sink.add(None, row, None)
+            finally:
+                barrier.applied(message.partition, message.offset)
+
+    async def decide_one(message: Any) -> tuple[Decision, Intent | None, list[Any] | None]:
+        try:
+            intent = codec.decode_intent(message.value)
+            validate_intent(intent, now=clock())
+            key = session_key(intent.session_id, message)
+        except RejectedEvent as exc:
+            row = await dead_letter(message, exc.kind, exc.message)
+            return _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy), None, row
+        if not await barrier.wait(message.partition, settings.barrier_timeout_ms / 1000):
+            return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
+                        Reason.STATE_UNAVAILABLE, clock(), policy,
+                        "sessions state not caught up in time"), intent, None
+        raw_state = table.get(key)
+        state: SessionState | None = None if raw_state is None else codec.decode(raw_state)
+        return decide(state, intent, policy, clock()), intent, None
+
+    @app.agent(intents_topic, concurrency=1)
+    async def decide_intents(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.noack().events():
+            message = event.message
+            intent: Intent | None = None
+            rejection = None
+            try:
+                decision, intent, rejection = await decide_one(message)
+            except Exception as exc:  # the core or an adapter broke: deny, keep going
+                log.exception("intent %s@%d failed", message.tp, message.offset)
+                rejection = await dead_letter(message, "internal_error", repr(exc))
+                decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
+            await decisions_topic.send(key=decision.session_id.encode(),
+                                       value=codec.encode(decision), force=True)
+            metrics.record_decision(decision.verdict.value, decision.reason.value)
+            source = Source(message.topic, message.partition, message.offset)
+            sink.add(decision_row(decision, intent, source), rejection, event)
+            if sink.due:
+                await sink.flush()
+            await sink.backpressure()
+
+    @app.timer(max(settings.flush_interval_ms / 1000, 0.05))
+    async def flush_sink() -> None:
+        if sink.due:
+            await sink.flush()
+
+    @app.timer(settings.report_interval_ms / 1000)
+    async def report() -> None:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == topics.intents]
+        lag = 0
+        for tp in assigned:
+            high = app.consumer.highwater(tp)
+            read = app.consumer._committed_offset.get(tp) or 0
+            lag += max(0, (high or 0) - read)
+        log.info("worker: %s", metrics.summary(lag))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: faust.App, revoked: Any, **_: Any) -> None:
+        barrier.reset()
+        await sink.flush()
+
+    async def before_stop() -> None:
+        await sink.flush()
+        await list_offsets.close()
+        log.info("worker stopping: %s", metrics.summary(0))
+
+    app.before_stop = before_stop
+
+    return Worker(app, metrics, sink, barrier)
+
+
+def _undecodable(message: Any, reason: Reason, detail: str, now: Millis,
+                 policy: Policy) -> Decision:
+    """A deny for a record we could not read: identify it as well as the record allows."""
+    headers = dict(message.headers or [])
+    header_id = headers.get("intent_id")
+    intent_id = (header_id.decode(errors="replace") if isinstance(header_id, bytes)
+                 else f"{message.topic}/{message.partition}/{message.offset}")
+    session_id = (message.key or b"").decode(errors="replace")
+    return deny(intent_id, session_id, "", "", reason, now, policy, detail)

@@ -1,0 +1,1 @@
+"""Runnable processes: the ``doublelock`` CLI, the broker launcher, the demo."""

@@ -1,0 +1,141 @@
+"""The ``doublelock`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from doublelock.errors import DoublelockError
+from doublelock.policy import load_policy
+from workers.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        bootstrap=getattr(args, "bootstrap", None),
+        clickhouse_dsn=getattr(args, "clickhouse", None),
+        policy=getattr(args, "policy", None),
+        partitions=getattr(args, "partitions", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+    )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.run_worker import run_worker
+
+    run_worker(_settings(args))
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from workers.decide import run
+
+    policy = load_policy(args.policy)
+    with open(args.scenario, encoding="utf-8") if args.scenario != "-" else sys.stdin as source:
+        run(source, policy, sys.stdout, sys.stderr)
+    return 0
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from workers.broker import Broker
+
+    broker = Broker(_settings(args))
+    if args.action == "up":
+        print(broker.up())
+    elif args.action == "down":
+        broker.down()
+        print(broker.status())
+    elif args.action == "fetch":
+        print(broker.fetch())
+    else:
+        status = broker.status()
+        print(status)
+        return 0 if status.running else 3
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from dashboards.store import Store
+    from workers.summary import print_summary
+
+    store = Store(_settings(args).dsn)
+    try:
+        print_summary(store, sys.stdout, limit=args.limit)
+    finally:
+        store.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from workers.demo import run_demo
+
+    return run_demo(_settings(args), users=args.users, seconds=args.seconds)
+
+
+def _show_settings(args: argparse.Namespace) -> int:
+    values = {k: str(v) for k, v in asdict(_settings(args)).items()}
+    print(json.dumps(values, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="doublelock", description=__doc__)
+    top.add_argument("--log-level", default=None, help="debug, info, warning (default info)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def connected(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--bootstrap", help="Kafka bootstrap servers (DOUBLELOCK_BOOTSTRAP)")
+        p.add_argument("--clickhouse", help="chdb:///path or http://host:8123/db "
+                       "(DOUBLELOCK_CLICKHOUSE_DSN)")
+        p.add_argument("--topic-prefix", help="topic name prefix (DOUBLELOCK_TOPIC_PREFIX)")
+        p.add_argument("--partitions", type=int, help="partitions of new topics")
+        return p
+
+    w = connected(sub.add_parser("worker", help="run the enforcement worker"))
+    w.add_argument("--policy", help="policy file (DOUBLELOCK_POLICY; default: bundled)")
+    w.set_defaults(run=_worker)
+
+    d = sub.add_parser("decide", help="replay a scenario file through the decision core")
+    d.add_argument("--policy", help="policy file (default: bundled)")
+    d.add_argument("scenario", help="JSON-lines scenario, or - for stdin")
+    d.set_defaults(run=_decide)
+
+    k = sub.add_parser("kafka", help="the local Kafka broker")
+    k.add_argument("action", choices=["up", "down", "status", "fetch"])
+    k.set_defaults(run=_kafka)
+
+    s = connected(sub.add_parser("summary", help="what ClickHouse holds: verdicts, top blocked"))
+    s.add_argument("--limit", type=int, default=5)
+    s.set_defaults(run=_summary)
+
+    m = connected(sub.add_parser("demo", help="broker, worker and realistic traffic, end to end"))
+    m.add_argument("--users", type=int, default=200)
+    m.add_argument("--seconds", type=float, default=20.0, help="how long to send traffic")
+    m.set_defaults(run=_demo)
+
+    sub.add_parser("settings", help="print the effective settings").set_defaults(
+        run=_show_settings)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    level = (args.log_level or Settings.from_env().log_level).upper()
+    if args.command != "worker":  # Faust configures logging for the worker itself
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        return int(args.run(args))
+    except DoublelockError as exc:
+        print(f"doublelock: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

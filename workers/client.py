@@ -1,0 +1,84 @@
+"""Publishing lifecycle events and intents, reading decisions: kafka-python, no Faust.
+
+The demo and the tests drive the worker through this, as an application would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from doublelock.events import Intent, LifecycleEvent
+from doublelock.verdict import Decision
+from schemas.codec import Codec
+from workers.settings import Settings
+
+
+class Publisher:
+    def __init__(self, settings: Settings, codec: Codec | None = None) -> None:
+        self.topics = settings.topics
+        self.codec = codec or Codec()
+        self.producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2,
+            enable_idempotence=True, client_id="doublelock-publisher",
+        )
+
+    def lifecycle(self, event: LifecycleEvent) -> Any:
+        return self.producer.send(self.topics.sessions, key=event.session_id.encode(),
+                                  value=self.codec.encode(event))
+
+    def intent(self, intent: Intent) -> Any:
+        return self.producer.send(self.topics.intents, key=intent.session_id.encode(),
+                                  value=self.codec.encode(intent),
+                                  headers=[("intent_id", intent.intent_id.encode())])
+
+    def raw(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None
+            = None) -> Any:
+        return self.producer.send(topic, key=key, value=value, headers=headers or [])
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class DecisionReader:
+    """Reads the decisions topic from its end (as of construction) onwards."""
+
+    def __init__(self, settings: Settings, from_beginning: bool = False,
+                 codec: Codec | None = None) -> None:
+        self.codec = codec or Codec()
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
+                                      enable_auto_commit=False, consumer_timeout_ms=200)
+        topic = settings.topics.decisions
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        self.consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        if from_beginning:
+            self.consumer.seek_to_beginning()
+        else:
+            self.consumer.seek_to_end()
+            for tp in self.consumer.assignment():
+                self.consumer.position(tp)  # resolve now, not at the first poll
+
+    def poll(self, timeout_s: float = 0.2) -> Iterator[Decision]:
+        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000))
+        for records in batches.values():
+            for record in records:
+                yield self.codec.decode(record.value)
+
+    def wait_for(self, intent_ids: Iterable[str], timeout_s: float) -> dict[str, Decision]:
+        """Decisions for these intents; returns what arrived before the timeout."""
+        wanted, found = set(intent_ids), {}
+        deadline = time.monotonic() + timeout_s
+        while wanted - found.keys() and time.monotonic() < deadline:
+            for decision in self.poll():
+                if decision.intent_id in wanted:
+                    found[decision.intent_id] = decision
+        return found
+
+    def close(self) -> None:
+        self.consumer.close()

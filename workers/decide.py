@@ -1,0 +1,69 @@
+"""``doublelock decide``: replay a scenario through the decision core.
+
+The clock is event time: each intent is decided at its own ``occurred_at``, against
+the state built from the lines before it, exactly as the worker would have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from doublelock.errors import RejectedEvent
+from doublelock.events import Intent
+from doublelock.policy import Policy
+from doublelock.session import SessionState, apply
+from doublelock.verdict import Decision, decide
+from workers.scenario import format_instant, read_scenario
+
+log = logging.getLogger(__name__)
+
+
+def replay(source: TextIO, policy: Policy) -> Iterator[tuple[int, Decision | RejectedEvent]]:
+    """Decisions for the scenario's intents, and the lines it rejected, in order."""
+    sessions: dict[str, SessionState] = {}
+    for number, line in read_scenario(source):
+        if isinstance(line, RejectedEvent):
+            yield number, line
+        elif isinstance(line, Intent):
+            state = sessions.get(line.session_id)
+            yield number, decide(state, line, policy, line.occurred_at, live=False)
+        else:
+            try:
+                sessions[line.session_id] = apply(sessions.get(line.session_id), line, policy)
+            except RejectedEvent as exc:
+                yield number, exc
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "intent_id": decision.intent_id,
+        "verdict": decision.verdict.value,
+        "reason": decision.reason.value,
+        "session_id": decision.session_id,
+        "user_id": decision.user_id,
+        "action": decision.action,
+        "decided_at": format_instant(decision.decided_at),
+        "valid_until": format_instant(decision.valid_until),
+        "policy_version": decision.policy_version,
+        "evidence": {
+            "session_age_ms": decision.session_age_ms,
+            "idle_ms": decision.idle_ms,
+            "reauth_age_ms": decision.reauth_age_ms,
+            "detail": decision.detail,
+        },
+    }
+
+
+def run(source: TextIO, policy: Policy, out: TextIO, err: TextIO) -> int:
+    """Print one JSON decision per intent; report rejected lines on ``err``."""
+    rejected = 0
+    for number, result in replay(source, policy):
+        if isinstance(result, RejectedEvent):
+            rejected += 1
+            err.write(f"line {number}: rejected ({result.kind}): {result.message}\n")
+        else:
+            out.write(json.dumps(decision_json(result)) + "\n")
+    return rejected

@@ -1,0 +1,35 @@
+"""Runs the enforcement worker: topics, ClickHouse schema, then the Faust app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from dashboards.store import Store
+from doublelock.policy import load_policy
+from streams.app import build_app
+from workers.settings import Settings
+from workers.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    policy = load_policy(settings.policy or None)
+    counts = ensure_topics(settings)
+    settings.worker_dir.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.dsn)
+    store.migrate()
+    worker = build_app(settings, policy, store)
+    log.info("doublelock worker %s: policy %s (%s), topics %s, ClickHouse %s",
+             settings.app_id, settings.policy or "default", policy.version, counts, settings.dsn)
+    from faust.worker import Worker as FaustWorker
+
+    # Faust owns the event loop, logging and signals from here; SIGTERM stops it cleanly.
+    faust_worker = FaustWorker(worker.app, loglevel=settings.log_level, quiet=True)
+    try:
+        faust_worker.execute_from_commandline()
+    finally:
+        worker.sink.close()
+        store.close()
+        sys.stdout.flush()

@@ -1,0 +1,115 @@
+"""Scenario files: one JSON object per line, lifecycle events and intents in order.
+
+    {"type": "session.created", "at": "2026-04-07T08:00:00Z", "session_id": "S1", ...}
+    {"type": "intent", "at": "2026-04-07T08:21:00Z", "intent_id": "I1", ...}
+
+Field names are the Avro records' own; ``at`` is the record's time (an intent's
+``occurred_at``). Timestamps are ISO-8601 with an explicit offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, Final, TextIO, Union
+
+from doublelock.errors import RejectedEvent
+from doublelock.events import (
+    EVENT_TYPES,
+    TYPE_NAMES,
+    Intent,
+    LifecycleEvent,
+    Millis,
+    validate_event,
+    validate_intent,
+)
+
+TIME_FIELDS: Final = frozenset({"at", "auth_time", "expires_at", "occurred_at"})
+Line = Union[LifecycleEvent, Intent]
+
+
+def parse_instant(name: str, value: Any) -> Millis:
+    if not isinstance(value, str):
+        raise RejectedEvent("malformed", f"{name} must be an ISO-8601 string, not {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise RejectedEvent("malformed", f"{name}={value!r} is not ISO-8601") from exc
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise RejectedEvent("absurd_timestamp", f"{name}={value!r} has no UTC offset")
+    return int(parsed.timestamp() * 1000)
+
+
+def format_instant(ms: Millis) -> str:
+    from datetime import UTC
+
+    text = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_line(obj: Mapping[str, Any]) -> Line:
+    """One scenario object → a validated core value (RejectedEvent if unusable)."""
+    if not isinstance(obj, Mapping):
+        raise RejectedEvent("malformed", "a line must be a JSON object")
+    kind = obj.get("type")
+    cls: type[Any]
+    if kind == "intent":
+        cls = Intent
+    elif kind in EVENT_TYPES:
+        cls = EVENT_TYPES[kind]
+    else:
+        raise RejectedEvent("unknown_schema", f"unknown type {kind!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, raw in obj.items():
+        if name == "type":
+            continue
+        target = "occurred_at" if cls is Intent and name == "at" else name
+        if target not in fields:
+            raise RejectedEvent("malformed", f"{kind} has no field {name!r}")
+        if raw is None:
+            continue
+        values[target] = parse_instant(name, raw) if target in TIME_FIELDS else raw
+    missing = [n for n, f in fields.items() if n not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RejectedEvent("missing_field", f"{kind} lacks {', '.join(missing)}")
+    for name, value in values.items():
+        if name not in TIME_FIELDS and name != "attributes" and not isinstance(
+            value, int if name == "auth_level" else str
+        ):
+            raise RejectedEvent("malformed", f"{kind}.{name} has the wrong type: {value!r}")
+    line: Line = cls(**values)
+    if isinstance(line, Intent):
+        validate_intent(line)
+    else:
+        validate_event(line)
+    return line
+
+
+def read_scenario(source: TextIO) -> Iterator[tuple[int, Line | RejectedEvent]]:
+    """(line number, value or the rejection) for every non-blank line."""
+    for number, text in enumerate(source, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+            yield number, parse_line(obj)
+        except json.JSONDecodeError as exc:
+            yield number, RejectedEvent("malformed", f"not JSON: {exc}")
+        except RejectedEvent as exc:
+            yield number, exc
+
+
+def to_json(value: Line) -> dict[str, Any]:
+    """The scenario form of a core value (the inverse of parse_line)."""
+    out: dict[str, Any] = {"type": "intent" if isinstance(value, Intent) else TYPE_NAMES[type(value)]}
+    for f in dataclasses.fields(value):
+        item = getattr(value, f.name)
+        name = "at" if f.name == "occurred_at" else f.name
+        if item is None:
+            continue
+        out[name] = format_instant(item) if f.name in TIME_FIELDS else item
+    return out

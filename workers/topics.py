@@ -1,0 +1,45 @@
+"""Creates doublelock's topics with kafka-python and checks co-partitioning."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from doublelock.errors import ServiceError
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create missing topics; return each topic's partition count."""
+    topics = settings.topics
+    names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter]
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    except KafkaError as exc:
+        raise ServiceError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(n, settings.partitions, 1) for n in names if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+                log.info("created topics %s", ", ".join(t.name for t in missing))
+            except TopicAlreadyExistsError:
+                pass  # another process won the race
+        described = admin.describe_topics(names)
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+    except KafkaError as exc:
+        raise ServiceError(f"cannot create topics on {settings.bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+    if counts.get(topics.intents) != counts.get(topics.sessions):
+        raise ServiceError(
+            f"{topics.intents} has {counts.get(topics.intents)} partitions and "
+            f"{topics.sessions} {counts.get(topics.sessions)}: they must be co-partitioned"
+        )
+    return counts
