@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Union
+from typing import Final, TypeAlias
 
 from doublelock.errors import RejectedEvent
 
@@ -92,9 +92,9 @@ class Expired:
     at: Millis
 
 
-LifecycleEvent = Union[
-    SessionCreated, Activity, Heartbeat, Reauthenticated, LoggedOut, Revoked, Expired
-]
+LifecycleEvent: TypeAlias = (
+    SessionCreated | Activity | Heartbeat | Reauthenticated | LoggedOut | Revoked | Expired
+)
 
 # The name each lifecycle event has on the wire and in scenario files.
 EVENT_TYPES: Final[Mapping[str, type[LifecycleEvent]]] = {

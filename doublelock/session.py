@@ -7,7 +7,7 @@ back, idle time never moves backwards, freshness never goes down.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from doublelock.errors import RejectedEvent
 from doublelock.events import (
@@ -24,7 +24,7 @@ from doublelock.events import (
 from doublelock.policy import Policy
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     ACTIVE = "active"
     LOGGED_OUT = "logged_out"
     REVOKED = "revoked"

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from doublelock.events import Intent, Millis
 from doublelock.policy import Policy
 from doublelock.session import SessionState, Status
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     ALLOW = "allow"
     DENY = "deny"
     STEP_UP = "step_up"
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why; when several rules fail, the first in this order is reported."""
 
     OK = "ok"
@@ -112,7 +112,9 @@ def decide(
     and ``live=False`` (then the intent can be neither stale nor skewed).
     """
 
-    def verdict(v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None) -> Decision:
+    def verdict(
+        v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None
+    ) -> Decision:
         if state is None:
             evidence: tuple[Millis | None, ...] = (None, None, None)
         else:
@@ -137,7 +139,7 @@ def decide(
         return verdict(Verdict.DENY, Reason.UNKNOWN_SESSION)
     if state.status is not Status.ACTIVE:
         if state.status is Status.EXPIRED:
-            return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "expired by the identity provider")
+            return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "ended by the identity provider")
         return verdict(Verdict.DENY, Reason.REVOKED, state.end_reason or state.status.value)
     absolute_end = state.absolute_end(policy)
     if now >= absolute_end:

@@ -93,11 +93,14 @@ LIFECYCLE_TYPES: Final = frozenset(EVENT_TYPES.values())
 
 
 class _Schema:
-    __slots__ = ("name", "parsed", "fingerprint", "header")
+    __slots__ = ("fingerprint", "header", "name", "parsed")
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.parsed = fastavro.parse_schema(_strip_logical(raw), _write_hint=False)
-        self.name: str = self.parsed["name"]
+        parsed = fastavro.parse_schema(_strip_logical(raw), _write_hint=False)
+        if not isinstance(parsed, dict):
+            raise TypeError("a top-level schema must be a record")
+        self.parsed: dict[str, Any] = parsed
+        self.name = str(self.parsed["name"])
         self.fingerprint = fingerprint64(to_parsing_canonical_form(self.parsed).encode())
         self.header = MAGIC + struct.pack("<Q", self.fingerprint)
 
@@ -121,7 +124,7 @@ class Codec:
         return self._current.keys()
 
     def schema(self, name: str) -> Mapping[str, Any]:
-        return self._current[name].parsed  # type: ignore[no-any-return]
+        return self._current[name].parsed
 
     # -- records (dicts) ---------------------------------------------------
     def encode_record(self, name: str, record: Mapping[str, Any]) -> bytes:

@@ -29,6 +29,7 @@ from schemas.codec import Codec
 from streams.barrier import ListOffsets, SessionsBarrier
 from streams.metrics import Metrics
 from streams.sink import ClickHouseSink
+from streams.transport import LowLatencyTransport
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class EnforcementApp(faust.App):
 
     before_stop: Callable[[], Awaitable[None]] | None = None
 
+    def _new_transport(self) -> Any:
+        return LowLatencyTransport(self.conf.broker_consumer, self)
+
     async def on_stop(self) -> None:
         if self.before_stop is not None:
             await self.before_stop()
@@ -62,7 +66,9 @@ class Worker:
     barrier: SessionsBarrier
 
 
-def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = wall_clock) -> Worker:
+def build_app(
+    settings: Settings, policy: Policy, store: Store, clock: Clock = wall_clock
+) -> Worker:
     topics = settings.topics
     codec = Codec(max_payload=settings.max_payload_bytes)
     app = EnforcementApp(
@@ -81,14 +87,15 @@ def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = w
         # Offsets only move once sink.flush() acks; commit soon after it does.
         broker_commit_interval=max(settings.flush_interval_ms / 1000, 0.2),
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-           "value_serializer": "raw"}
-    intents_topic = app.topic(topics.intents, partitions=settings.partitions, **raw)
-    sessions_topic = app.topic(topics.sessions, partitions=settings.partitions, **raw)
-    decisions_topic = app.topic(topics.decisions, **raw)
-    deadletter_topic = app.topic(topics.deadletter, **raw)
-    table = app.Table("sessions", partitions=settings.partitions, key_type=bytes,
-                      value_type=bytes)
+    def raw_topic(name: str) -> faust.TopicT:
+        # Keys are session ids as bytes, values Avro single-object payloads.
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=settings.partitions)
+
+    intents_topic, sessions_topic = raw_topic(topics.intents), raw_topic(topics.sessions)
+    decisions_topic, deadletter_topic = raw_topic(topics.decisions), raw_topic(topics.deadletter)
+    table: Any = app.Table("sessions", partitions=settings.partitions, key_type=bytes,
+                           value_type=bytes)
     # Faust picks "json" for any non-Model type; the values are Avro SessionState
     # bytes. Set before the store and the changelog topic are made (on first use).
     table.key_serializer = table.value_serializer = "raw"
@@ -97,7 +104,7 @@ def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = w
                           settings.flush_interval_ms / 1000)
 
     async def start_offset(tp: TP) -> int:
-        committed = app.consumer._committed_offset.get(tp)  # set by seek_to_committed
+        committed = _consumer(app)._committed_offset.get(tp)  # set by seek_to_committed
         if committed is not None:
             return int(committed)
         return int((await app.consumer.earliest_offsets(tp))[tp])
@@ -170,8 +177,9 @@ def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = w
         return decide(state, intent, policy, clock()), intent, None
 
     @app.agent(intents_topic, concurrency=1)
-    async def decide_intents(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+    async def decide_intents(stream: Any) -> None:
+        manual_acks = stream.noack()  # acked by the sink, once stored
+        async for event in manual_acks.events():
             message = event.message
             intent: Intent | None = None
             rejection = None
@@ -190,23 +198,23 @@ def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = w
                 await sink.flush()
             await sink.backpressure()
 
-    @app.timer(max(settings.flush_interval_ms / 1000, 0.05))
+    @app.timer(max(settings.flush_interval_ms / 1000, 0.05))  # type: ignore[untyped-decorator]
     async def flush_sink() -> None:
         if sink.due:
             await sink.flush()
 
-    @app.timer(settings.report_interval_ms / 1000)
+    @app.timer(settings.report_interval_ms / 1000)  # type: ignore[untyped-decorator]
     async def report() -> None:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic == topics.intents]
         lag = 0
         for tp in assigned:
             high = app.consumer.highwater(tp)
-            read = app.consumer._committed_offset.get(tp) or 0
+            read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
         log.info("worker: %s", metrics.summary(lag))
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(app_: faust.App, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         barrier.reset()
         await sink.flush()
 
@@ -218,6 +226,11 @@ def build_app(settings: Settings, policy: Policy, store: Store, clock: Clock = w
     app.before_stop = before_stop
 
     return Worker(app, metrics, sink, barrier)
+
+
+def _consumer(app: faust.App) -> Any:
+    """Faust's consumer, for the offsets it tracks but does not type."""
+    return app.consumer
 
 
 def _undecodable(message: Any, reason: Reason, detail: str, now: Millis,

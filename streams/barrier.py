@@ -77,7 +77,7 @@ class SessionsBarrier:
         deadline = time.monotonic() + timeout_s
         try:
             end = (await asyncio.wait_for(self._end_offsets([tp]), timeout_s))[tp]
-        except (asyncio.TimeoutError, KeyError) as exc:
+        except (TimeoutError, KeyError) as exc:
             log.warning("no end offset for %s in %.0f ms: %r", tp, timeout_s * 1000, exc)
             return False
         if partition not in self._applied_next:
@@ -93,6 +93,6 @@ class SessionsBarrier:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,25 +85,12 @@ def start_worker(broker: Settings, tmp_path: Path) -> Iterator[object]:
 
 
 def _wait_ready(worker: RunningWorker, timeout: float = 90.0) -> None:
-    """Ready means: an intent goes in and its decision comes out."""
-    from doublelock.events import Intent
-    from workers.client import DecisionReader, Publisher
+    from doublelock.errors import ServiceError
+    from workers.client import wait_until_deciding
     from workers.topics import ensure_topics
 
     ensure_topics(worker.settings)  # the reader needs the decisions topic to exist
-    reader, publisher = DecisionReader(worker.settings), Publisher(worker.settings)
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if worker.process.poll() is not None:
-                pytest.fail(f"worker exited early:\n{worker.log.read_text()[-4000:]}")
-            probe = Intent(f"probe-{uuid.uuid4().hex}", "probe-session", "probe", "probe.ping",
-                           "", time.time_ns() // 1_000_000, "127.0.0.1", "probe", "cli", "tests")
-            publisher.intent(probe)
-            publisher.flush()
-            if reader.wait_for([probe.intent_id], timeout_s=3.0):
-                return
-        pytest.fail(f"worker not ready in {timeout}s:\n{worker.log.read_text()[-4000:]}")
-    finally:
-        reader.close()
-        publisher.close()
+        wait_until_deciding(worker.settings, worker.process, timeout)
+    except ServiceError as exc:
+        pytest.fail(f"{exc}:\n{worker.log.read_text(errors='replace')[-4000:]}")

@@ -73,7 +73,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
-    return run_demo(_settings(args), users=args.users, seconds=args.seconds)
+    return run_demo(_settings(args), users=args.users, seconds=args.seconds, rate=args.rate)
 
 
 def _show_settings(args: argparse.Namespace) -> int:
@@ -115,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     m = connected(sub.add_parser("demo", help="broker, worker and realistic traffic, end to end"))
     m.add_argument("--users", type=int, default=200)
     m.add_argument("--seconds", type=float, default=20.0, help="how long to send traffic")
+    m.add_argument("--rate", type=float, default=40.0, help="stories started per second")
     m.set_defaults(run=_demo)
 
     sub.add_parser("settings", help="print the effective settings").set_defaults(

@@ -5,12 +5,15 @@ The demo and the tests drive the worker through this, as an application would.
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from doublelock.errors import ServiceError
 from doublelock.events import Intent, LifecycleEvent
 from doublelock.verdict import Decision
 from schemas.codec import Codec
@@ -72,7 +75,7 @@ class DecisionReader:
 
     def wait_for(self, intent_ids: Iterable[str], timeout_s: float) -> dict[str, Decision]:
         """Decisions for these intents; returns what arrived before the timeout."""
-        wanted, found = set(intent_ids), {}
+        wanted, found = set(intent_ids), dict[str, Decision]()
         deadline = time.monotonic() + timeout_s
         while wanted - found.keys() and time.monotonic() < deadline:
             for decision in self.poll():
@@ -82,3 +85,24 @@ class DecisionReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def wait_until_deciding(settings: Settings, process: subprocess.Popen[bytes] | None = None,
+                        timeout_s: float = 90.0) -> None:
+    """Return once a worker answers: a probe intent goes in and its decision comes out."""
+    reader, publisher = DecisionReader(settings), Publisher(settings)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise ServiceError(f"the worker exited with {process.returncode}")
+            probe = Intent(f"probe-{uuid.uuid4().hex}", "probe-session", "probe", "probe.ping",
+                           "", time.time_ns() // 1_000_000, "127.0.0.1", "probe", "cli", "probe")
+            publisher.intent(probe)
+            publisher.flush()
+            if reader.wait_for([probe.intent_id], timeout_s=3.0):
+                return
+        raise ServiceError(f"no worker answered on {settings.bootstrap} in {timeout_s:.0f}s")
+    finally:
+        reader.close()
+        publisher.close()

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, Final, TextIO, Union
+from typing import Any, Final, TextIO, TypeAlias
 
 from doublelock.errors import RejectedEvent
 from doublelock.events import (
@@ -27,7 +27,7 @@ from doublelock.events import (
 )
 
 TIME_FIELDS: Final = frozenset({"at", "auth_time", "expires_at", "occurred_at"})
-Line = Union[LifecycleEvent, Intent]
+Line: TypeAlias = LifecycleEvent | Intent
 
 
 def parse_instant(name: str, value: Any) -> Millis:
@@ -58,7 +58,7 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
     if kind == "intent":
         cls = Intent
     elif kind in EVENT_TYPES:
-        cls = EVENT_TYPES[kind]
+        cls = EVENT_TYPES[str(kind)]
     else:
         raise RejectedEvent("unknown_schema", f"unknown type {kind!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -105,7 +105,8 @@ def read_scenario(source: TextIO) -> Iterator[tuple[int, Line | RejectedEvent]]:
 
 def to_json(value: Line) -> dict[str, Any]:
     """The scenario form of a core value (the inverse of parse_line)."""
-    out: dict[str, Any] = {"type": "intent" if isinstance(value, Intent) else TYPE_NAMES[type(value)]}
+    kind = "intent" if isinstance(value, Intent) else TYPE_NAMES[type(value)]
+    out: dict[str, Any] = {"type": kind}
     for f in dataclasses.fields(value):
         item = getattr(value, f.name)
         name = "at" if f.name == "occurred_at" else f.name

@@ -1,0 +1,50 @@
+# The one task runner: the README's commands and CI call these targets verbatim.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup demo test unit integration check bench kafka-up kafka-down clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## make demo: broker + worker + realistic traffic, then the ClickHouse summary
+demo: setup
+	$(BIN)/doublelock demo
+
+## make test: every test, unit and integration, against the real broker and chdb
+test: setup
+	$(BIN)/doublelock kafka up
+	$(BIN)/python -m pytest
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+integration: setup
+	$(BIN)/doublelock kafka up
+	$(BIN)/python -m pytest tests/integration
+
+## make check: lint and types
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## make bench: throughput and latency figures (prints them; asserts nothing)
+bench: setup
+	$(BIN)/doublelock kafka up
+	$(BIN)/python -m bench.decide_core
+	$(BIN)/python -m bench.worker_roundtrip
+
+kafka-up: setup
+	$(BIN)/doublelock kafka up
+
+kafka-down: setup
+	$(BIN)/doublelock kafka down
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-output
