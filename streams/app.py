@@ -80,6 +80,9 @@ def build_app(
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Batch decisions for a few ms: one produce request per message costs more
+        # than the wait (see bench/worker_roundtrip.py).
+        producer_linger=0.003,
         web_enabled=False,
         # Unacked events wait for the sink, not the other way round: never block a
         # stop or a rebalance on them (they are redelivered, rows are idempotent).
@@ -110,7 +113,7 @@ def build_app(
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
     list_offsets = ListOffsets(settings.bootstrap)
-    barrier = SessionsBarrier(topics.sessions, list_offsets, start_offset)
+    barrier = SessionsBarrier(topics.intents, topics.sessions, list_offsets, start_offset)
 
     async def dead_letter(message: Any, kind: str, error: str) -> list[Any]:
         """Keep the raw record with its cause; returns the ClickHouse rejection row."""
@@ -168,7 +171,8 @@ def build_app(
         except RejectedEvent as exc:
             row = await dead_letter(message, exc.kind, exc.message)
             return _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy), None, row
-        if not await barrier.wait(message.partition, settings.barrier_timeout_ms / 1000):
+        if not await barrier.wait(message.partition, message.offset,
+                                  settings.barrier_timeout_ms / 1000):
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
                         Reason.STATE_UNAVAILABLE, clock(), policy,
                         "sessions state not caught up in time"), intent, None
