@@ -104,7 +104,8 @@ def main() -> None:
                     latencies.append((time.monotonic() - t0) * 1000)
         print(f"paced {opts.rate:.0f}/s for {opts.seconds:.0f} s: {len(latencies):,} decisions, "
               f"latency p50 {percentile(latencies, 0.5):.1f} ms, "
-              f"p95 {percentile(latencies, 0.95):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+              f"p95 {percentile(latencies, 0.95):.1f} ms, "
+              f"p99 {percentile(latencies, 0.99):.1f} ms, "
               f"max {max(latencies):.1f} ms; worker RSS {rss_mib(worker.pid):.0f} MiB")
         publisher.close()
         reader.close()

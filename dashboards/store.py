@@ -38,6 +38,14 @@ REJECTION_COLUMNS: Final = (
 )
 
 
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for logs and errors."""
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@")).geturl()
+
+
 def instant(ms: Millis) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -72,7 +80,7 @@ def rejection_row(source: Source, kind: str, error: str, size: int, at: Millis) 
 
 class Store:
     def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+        self.dsn = redacted(dsn)
         parsed = urlparse(dsn)
         try:
             if parsed.scheme == "chdb":
@@ -80,11 +88,14 @@ class Store:
                 path.mkdir(parents=True, exist_ok=True)
                 self.client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
             elif parsed.scheme in ("http", "https"):
-                self.client = clickhouse_connect.get_client(dsn=dsn)
+                # clickhouse-connect turns TLS on by port, not by the DSN's scheme.
+                self.client = clickhouse_connect.get_client(
+                    dsn=dsn, secure=parsed.scheme == "https")
             else:
-                raise ServiceError(f"unsupported ClickHouse DSN {dsn!r}: use chdb:// or http(s)://")
+                raise ServiceError(
+                    f"unsupported ClickHouse DSN {self.dsn!r}: use chdb:// or http(s)://")
         except ClickHouseError as exc:
-            raise ServiceError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+            raise ServiceError(f"cannot open ClickHouse at {self.dsn}: {exc}") from exc
 
     def migrate(self) -> None:
         for statement in _statements((HERE / "ddl.sql").read_text()):

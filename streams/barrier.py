@@ -111,7 +111,7 @@ class SessionsBarrier:
         """True once the intent at ``offset`` of ``partition`` may be decided."""
         try:
             await asyncio.wait_for(self._caught_up(partition, offset), timeout_s)
-        except (asyncio.TimeoutError, KeyError) as exc:
+        except (TimeoutError, KeyError) as exc:
             log.warning("sessions[%d] applied up to %s, needed %s: not caught up in %.0f ms%s",
                         partition, self._applied_next.get(partition),
                         self._horizon.get(partition, (None, None))[1], timeout_s * 1000,

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dashboards.store import Store, instant
+from dashboards.store import Store, instant, redacted
 from doublelock.events import (
     MINUTE,
     SECOND,
@@ -180,7 +180,7 @@ def run_demo(settings: Settings, users: int = 200, seconds: float = 20.0,
     if latencies:
         p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
         say(f"\n{decided} decisions; latency intent→decision p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    say(f"ClickHouse summary for this run ({settings.dsn}):")
+    say(f"ClickHouse summary for this run ({redacted(settings.dsn)}):")
     store = Store(settings.dsn)
     try:
         print_summary(store, sys.stdout, since=started)

@@ -22,7 +22,7 @@ def run_worker(settings: Settings) -> None:
     store.migrate()
     worker = build_app(settings, policy, store)
     log.info("doublelock worker %s: policy %s (%s), topics %s, ClickHouse %s",
-             settings.app_id, settings.policy or "default", policy.version, counts, settings.dsn)
+             settings.app_id, settings.policy or "default", policy.version, counts, store.dsn)
     from faust.worker import Worker as FaustWorker
 
     # Faust owns the event loop, logging and signals from here; SIGTERM stops it cleanly.

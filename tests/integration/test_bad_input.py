@@ -102,7 +102,8 @@ def test_bad_records_are_rejected_and_the_worker_goes_on(start_worker: Any) -> N
         stored = dict(store.sql("SELECT kind, count() FROM rejections FINAL GROUP BY kind"))
         assert stored == {"malformed": 3, "unknown_schema": 2, "oversized": 1,
                           "unknown_session": 1, "absurd_timestamp": 2, "missing_field": 1}
-        rows = store.sql("SELECT intent_id, reason FROM blocked_attempts WHERE reason = 'malformed'")
+        rows = store.sql(
+            "SELECT intent_id, reason FROM blocked_attempts WHERE reason = 'malformed'")
         assert {r[0] for r in rows} == set(wanted[:-1])
     finally:
         store.close()

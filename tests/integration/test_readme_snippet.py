@@ -1,0 +1,39 @@
+"""The README's "use it from your application" snippet works as written."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doublelock.events import SessionCreated
+from workers.client import Publisher
+
+pytestmark = pytest.mark.integration
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_readme_snippet_gets_an_allow(start_worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = start_worker()
+    snippet = re.search(r"## Use it from your application.*?```python\n(.*?)```", README,
+                        flags=re.S)
+    assert snippet is not None
+    for name in ("TOPIC_PREFIX", "BOOTSTRAP"):
+        monkeypatch.setenv(f"DOUBLELOCK_{name}", str(getattr(worker.settings, name.lower())))
+    now = time.time_ns() // 1_000_000
+    publisher = Publisher(worker.settings)
+    # A fresh login at level 2: account.delete needs re-auth within 5 min and level 2.
+    publisher.lifecycle(SessionCreated("readme-S", now, "alice", now, 2, "198.51.100.20", "L1"))
+    publisher.flush()
+    publisher.close()
+    scope: dict[str, Any] = {"session_id": "readme-S", "user_id": "alice",
+                             "occurred_at_ms": time.time_ns() // 1_000_000,
+                             "client_ip": "198.51.100.20", "device_id": "L1"}
+    exec(snippet.group(1).replace("...", "refused = True"), scope)
+    assert scope["decision"] is not None
+    assert (scope["decision"].verdict.value, scope["decision"].reason.value) == ("allow", "ok")
+    assert "refused" not in scope
