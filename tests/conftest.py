@@ -34,6 +34,7 @@ class RunningWorker:
     settings: Settings
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]
 
     def stop(self) -> str:
         if self.process.poll() is None:
@@ -51,13 +52,17 @@ def start_worker(broker: Settings, tmp_path: Path) -> Iterator[object]:
     """Start ``doublelock worker`` in a subprocess on topics of its own."""
     workers: list[RunningWorker] = []
 
-    def start(policy_text: str | None = None, **env: str) -> RunningWorker:
+    def start(policy_text: str | None = None, like: RunningWorker | None = None,
+              **env: str) -> RunningWorker:
+        """A new worker; ``like`` another one: the same topics and app id (its consumer
+        group and changelog) with a data dir of its own."""
         run = uuid.uuid4().hex[:8]
         data_dir = tmp_path / f"worker-{run}"
         data_dir.mkdir()
         values = {
             "DOUBLELOCK_TOPIC_PREFIX": f"test-{run}.",
             "DOUBLELOCK_APP_ID": f"test-{run}",
+            **({} if like is None else like.env),
             "DOUBLELOCK_DATA_DIR": str(data_dir),
             "DOUBLELOCK_PARTITIONS": "4",
             "DOUBLELOCK_REPORT_INTERVAL_MS": "2000",
@@ -74,7 +79,7 @@ def start_worker(broker: Settings, tmp_path: Path) -> Iterator[object]:
             env={**os.environ, **values}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
         settings = Settings.from_env({**os.environ, **values})
-        worker = RunningWorker(settings, process, log)
+        worker = RunningWorker(settings, process, log, values)
         workers.append(worker)
         _wait_ready(worker)
         return worker

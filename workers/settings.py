@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class Topics:
 class Settings:
     """Field ``x`` is read from ``DOUBLELOCK_X``; durations are written like ``250ms``."""
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = ""  # empty means the local broker: 127.0.0.1:<kafka_port>
     topic_prefix: str = "doublelock."
     partitions: int = 4
     app_id: str = "doublelock-worker"
@@ -72,7 +72,11 @@ class Settings:
             else:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap:
+            object.__setattr__(self, "bootstrap", f"127.0.0.1:{self.kafka_port}")
 
     @property
     def topics(self) -> Topics:

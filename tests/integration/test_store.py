@@ -1,0 +1,136 @@
+"""The ClickHouse store on the real engine (chdb): schema, idempotent rows, queries,
+and the sink's commit protocol."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards.store import Source, Store, decision_row, instant, redacted, rejection_row
+from doublelock.errors import ServiceError
+from doublelock.events import Intent
+from doublelock.verdict import Decision, Reason, Verdict
+from streams.sink import ClickHouseSink
+
+pytestmark = pytest.mark.integration
+
+AT = 1_775_548_800_000  # 2026-04-07T08:00:00Z
+
+
+def decision(intent_id: str, verdict: Verdict, reason: Reason, user: str = "U1") -> Decision:
+    return Decision(intent_id, "S1", user, "account.delete", verdict, reason, AT + 5, AT + 5,
+                    "v1", 1000, 500, 1000, "")
+
+
+def intent(intent_id: str, ip: str = "192.0.2.1") -> Intent:
+    return Intent(intent_id, "S1", "U1", "account.delete", "acct/1", AT, ip, "D1", "ui", "web")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store(f"chdb://{tmp_path / 'ch'}")
+    s.migrate()
+    s.migrate()  # idempotent
+    yield s
+    s.close()
+
+
+def test_rows_are_idempotent_on_intent_id(store: Store) -> None:
+    row = decision_row(decision("I1", Verdict.DENY, Reason.REVOKED), intent("I1"),
+                       Source("t", 0, 7))
+    store.insert_decisions([row])
+    store.insert_decisions([row])  # a replay
+    assert store.sql("SELECT count() FROM decisions FINAL") == [(1,)]
+    assert store.sql("SELECT intent_id, reason, ip FROM blocked_attempts") == [
+        ("I1", "revoked", "192.0.2.1")]
+
+
+def test_summary_queries(store: Store) -> None:
+    rows = [decision_row(decision(f"A{i}", Verdict.ALLOW, Reason.OK), intent(f"A{i}"),
+                         Source("t", 0, i)) for i in range(3)]
+    rows += [decision_row(decision(f"D{i}", Verdict.DENY, Reason.EXPIRED_IDLE, user=f"U{i % 2}"),
+                          intent(f"D{i}", ip="203.0.113.66"), Source("t", 1, i)) for i in range(5)]
+    rows.append(decision_row(decision("S0", Verdict.STEP_UP, Reason.REAUTH_REQUIRED),
+                             intent("S0"), Source("t", 2, 0)))
+    store.insert_decisions(rows)
+    since = instant(AT - 1000)
+    assert store.query("decisions_by_reason", since=since) == [
+        {"verdict": "deny", "reason": "expired_idle", "decisions": 5},
+        {"verdict": "allow", "reason": "ok", "decisions": 3},
+        {"verdict": "step_up", "reason": "reauth_required", "decisions": 1},
+    ]
+    assert store.query("top_blocked_users", since=since, limit=1) == [
+        {"user": "U0", "blocked": 3, "top_reason": "expired_idle"}]
+    assert store.query("top_blocked_ips", since=since, limit=5)[0] == {
+        "source_ip": "203.0.113.66", "blocked": 5, "users": 2, "top_reason": "expired_idle"}
+    assert store.query("top_blocked_actions", since=since, limit=5) == [
+        {"action": "account.delete", "blocked": 6, "top_reason": "expired_idle"}]
+    assert store.query("decisions_by_reason", since=instant(AT + 1)) == []
+
+
+def test_rejections_are_idempotent_on_position(store: Store) -> None:
+    row = rejection_row(Source("doublelock.intents", 3, 42), "malformed", "bad", 9, AT)
+    store.insert_rejections([row, row])
+    assert store.sql("SELECT source_topic, partition, offset, kind FROM rejections FINAL") == [
+        ("doublelock.intents", 3, 42, "malformed")]
+
+
+def test_dsn_password_is_redacted() -> None:
+    assert redacted("http://u:secret@h:8123/db") == "http://u:***@h:8123/db"
+    with pytest.raises(ServiceError, match=r"\*\*\*"):
+        Store("ftp://u:secret@h/db")
+
+
+class FlakyStore:
+    """The real store, failing its first ``failures`` inserts as a server outage would."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        self.store, self.failures = store, failures
+
+    def insert_decisions(self, rows: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ServiceError("ClickHouse is down")
+        self.store.insert_decisions(rows)
+
+    def insert_rejections(self, rows: Any) -> None:
+        self.store.insert_rejections(rows)
+
+
+class Event:
+    def __init__(self) -> None:
+        self.acked = 0
+
+    def ack(self) -> bool:
+        self.acked += 1
+        return True
+
+
+def test_sink_acks_only_after_the_rows_are_stored(store: Store) -> None:
+    async def scenario() -> None:
+        produced = []
+
+        async def flush_producer() -> None:
+            produced.append(True)
+
+        sink = ClickHouseSink(FlakyStore(store, failures=1), flush_producer,  # type: ignore[arg-type]
+                              max_rows=2, max_age_s=60)
+        events = [Event(), Event()]
+        for i, event in enumerate(events):
+            sink.add(decision_row(decision(f"K{i}", Verdict.DENY, Reason.REVOKED), intent(f"K{i}"),
+                                  Source("t", 0, i)), None, event)
+        assert sink.due
+        assert await sink.flush() is False  # ClickHouse down: kept, not acked
+        assert [e.acked for e in events] == [0, 0]
+        assert store.sql("SELECT count() FROM decisions") == [(0,)]
+        assert await sink.flush() is True
+        assert [e.acked for e in events] == [1, 1]
+        assert store.sql("SELECT count() FROM decisions FINAL") == [(2,)]
+        assert len(produced) == 2  # the producer is flushed before every store
+        assert sink.pending == 0 and not sink.due
+        sink.close()
+
+    asyncio.run(scenario())
