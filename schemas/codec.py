@@ -134,8 +134,10 @@ class Codec:
         fastavro.schemaless_writer(out, schema.parsed, record)
         return out.getvalue()
 
-    def decode_record(self, data: bytes) -> tuple[str, dict[str, Any]]:
+    def decode_record(self, data: bytes | None) -> tuple[str, dict[str, Any]]:
         """(full name, record) of a framed payload; RejectedEvent if unusable."""
+        if not data:
+            raise RejectedEvent("malformed", "empty payload")
         if len(data) > self.max_payload:
             raise RejectedEvent("oversized", f"{len(data)} bytes > limit of {self.max_payload}")
         if len(data) < HEADER_SIZE or data[:2] != MAGIC:
@@ -163,7 +165,7 @@ class Codec:
                 record[key] = item.value
         return self.encode_record(name, record)
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes | None) -> Any:
         name, record = self.decode_record(data)
         cls = RECORD_TYPES.get(name)
         if cls is None:
@@ -178,13 +180,13 @@ class Codec:
         except (TypeError, ValueError) as exc:
             raise RejectedEvent("malformed", f"{name}: {exc}") from exc
 
-    def decode_lifecycle(self, data: bytes) -> LifecycleEvent:
+    def decode_lifecycle(self, data: bytes | None) -> LifecycleEvent:
         value = self.decode(data)
         if type(value) not in LIFECYCLE_TYPES:
             raise RejectedEvent("unknown_schema", f"{type(value).__name__} on the sessions topic")
         return value  # type: ignore[no-any-return]
 
-    def decode_intent(self, data: bytes) -> Intent:
+    def decode_intent(self, data: bytes | None) -> Intent:
         value = self.decode(data)
         if not isinstance(value, Intent):
             raise RejectedEvent("unknown_schema", f"{type(value).__name__} on the intents topic")

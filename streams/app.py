@@ -90,6 +90,7 @@ def build_app(
         # Offsets only move once sink.flush() acks; commit soon after it does.
         broker_commit_interval=max(settings.flush_interval_ms / 1000, 0.2),
     )
+
     def raw_topic(name: str) -> faust.TopicT:
         # Keys are session ids as bytes, values Avro single-object payloads.
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -242,7 +243,7 @@ def _undecodable(message: Any, reason: Reason, detail: str, now: Millis,
     """A deny for a record we could not read: identify it as well as the record allows."""
     headers = dict(message.headers or [])
     header_id = headers.get("intent_id")
-    intent_id = (header_id.decode(errors="replace") if isinstance(header_id, bytes)
+    intent_id = (header_id[:200].decode(errors="replace") if isinstance(header_id, bytes)
                  else f"{message.topic}/{message.partition}/{message.offset}")
-    session_id = (message.key or b"").decode(errors="replace")
+    session_id = (message.key or b"")[:200].decode(errors="replace")
     return deny(intent_id, session_id, "", "", reason, now, policy, detail)

@@ -38,8 +38,8 @@ class Publisher:
                                   value=self.codec.encode(intent),
                                   headers=[("intent_id", intent.intent_id.encode())])
 
-    def raw(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None
-            = None) -> Any:
+    def raw(self, topic: str, key: bytes | None, value: bytes | None,
+            headers: list[tuple[str, bytes]] | None = None) -> Any:
         return self.producer.send(topic, key=key, value=value, headers=headers or [])
 
     def flush(self) -> None:

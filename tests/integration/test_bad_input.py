@@ -49,9 +49,10 @@ def test_bad_records_are_rejected_and_the_worker_goes_on(start_worker: Any) -> N
                          "ui", "console")
     valid_header = codec.encode(good_intent)[:10]
     unknown_header = b"\xc3\x01" + struct.pack("<Q", 0xDEADBEEF)
-    bad_intents: dict[str, tuple[bytes, bytes, str]] = {
+    bad_intents: dict[str, tuple[bytes, bytes | None, str]] = {
         # header intent_id → (key, payload, dead-letter kind)
         f"garbage-{run}": (b"s", b"\x00\x01garbage", "malformed"),
+        f"tombstone-{run}": (b"s", None, "malformed"),
         f"unknown-{run}": (b"s", unknown_header + b"\x02\x04", "unknown_schema"),
         f"truncated-{run}": (b"s", valid_header + b"\x10ab", "malformed"),
         f"oversized-{run}": (b"s", valid_header + b"\x00" * 5000, "oversized"),
@@ -63,6 +64,7 @@ def test_bad_records_are_rejected_and_the_worker_goes_on(start_worker: Any) -> N
         # Lifecycle records that must change nothing.
         publisher.lifecycle(Activity(f"never-created-{run}", at))  # unknown_session
         publisher.raw(topics.sessions, sid.encode(), b"not avro")  # malformed
+        publisher.raw(topics.sessions, sid.encode(), None)  # a tombstone: malformed
         publisher.lifecycle(SessionCreated(f"s-{run}", at // 1000, "U1", at // 1000, 1,
                                            "192.0.2.1", "D1"))  # seconds: absurd_timestamp
         publisher.lifecycle(SessionCreated(sid, at, "U1", at, 1, "192.0.2.1", "D1"))  # good
@@ -91,16 +93,17 @@ def test_bad_records_are_rejected_and_the_worker_goes_on(start_worker: Any) -> N
     good = decisions[good_intent.intent_id]
     assert (good.verdict.value, good.reason.value) == ("allow", "ok")
 
-    kinds = sorted(d["kind"] for d in _dead_letters(settings, codec, 10))
+    kinds = sorted(d["kind"] for d in _dead_letters(settings, codec, 12))
     assert kinds == sorted([k for _, _, k in bad_intents.values()] + [
-        "unknown_session", "malformed", "absurd_timestamp", "missing_field", "absurd_timestamp"])
+        "unknown_session", "malformed", "malformed", "absurd_timestamp", "missing_field",
+        "absurd_timestamp"])
 
     log = worker.stop()
     assert "rejected[" in log and "Traceback" not in log
     store = Store(settings.dsn)
     try:
         stored = dict(store.sql("SELECT kind, count() FROM rejections FINAL GROUP BY kind"))
-        assert stored == {"malformed": 3, "unknown_schema": 2, "oversized": 1,
+        assert stored == {"malformed": 5, "unknown_schema": 2, "oversized": 1,
                           "unknown_session": 1, "absurd_timestamp": 2, "missing_field": 1}
         rows = store.sql(
             "SELECT intent_id, reason FROM blocked_attempts WHERE reason = 'malformed'")
