@@ -146,8 +146,9 @@ def parse_policy(source: bytes) -> Policy:
         actions=tuple(_action_rule(i, entry) for i, entry in enumerate(actions)),
         version=hashlib.sha256(source).hexdigest()[:16],
     )
-    if policy.absolute_timeout <= 0 or policy.idle_timeout <= 0:
-        raise PolicyError("absolute_timeout and idle_timeout must be longer than 0")
+    if min(policy.absolute_timeout, policy.idle_timeout, policy.decision_ttl) <= 0:
+        # Zero would make every session dead on arrival, or every allow expired.
+        raise PolicyError("absolute_timeout, idle_timeout and decision ttl must be longer than 0")
     return policy
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -35,7 +36,14 @@ def _decide(args: argparse.Namespace) -> int:
     from workers.decide import run
 
     policy = load_policy(args.policy)
-    with open(args.scenario, encoding="utf-8") if args.scenario != "-" else sys.stdin as source:
+    if args.scenario == "-":
+        run(sys.stdin, policy, sys.stdout, sys.stderr)
+        return 0
+    try:
+        source = open(args.scenario, encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise DoublelockError(f"cannot read scenario {args.scenario}: {exc.strerror}") from exc
+    with source:
         run(source, policy, sys.stdout, sys.stderr)
     return 0
 
@@ -77,7 +85,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _show_settings(args: argparse.Namespace) -> int:
-    values = {k: str(v) for k, v in asdict(_settings(args)).items()}
+    from dashboards.store import redacted
+    from doublelock.policy import DEFAULT_POLICY_PATH
+
+    settings = _settings(args)
+    values: dict[str, object] = {
+        k: v if isinstance(v, int) else str(v) for k, v in asdict(settings).items()}
+    values["policy"] = settings.policy or str(DEFAULT_POLICY_PATH)
+    values["clickhouse_dsn"] = redacted(settings.dsn)
     print(json.dumps(values, indent=2))
     return 0
 
@@ -113,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_summary)
 
     m = connected(sub.add_parser("demo", help="broker, worker and realistic traffic, end to end"))
-    m.add_argument("--users", type=int, default=200)
+    m.add_argument("--users", type=int, default=200, help="size of the user population")
     m.add_argument("--seconds", type=float, default=20.0, help="how long to send traffic")
     m.add_argument("--rate", type=float, default=40.0, help="stories started per second")
     m.set_defaults(run=_demo)
@@ -136,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `doublelock decide ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

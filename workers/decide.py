@@ -12,22 +12,42 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from doublelock.errors import RejectedEvent
-from doublelock.events import Intent
+from doublelock.events import Intent, Millis
 from doublelock.policy import Policy
 from doublelock.session import SessionState, apply
-from doublelock.verdict import Decision, decide
+from doublelock.verdict import Decision, Reason, decide, deny
 from workers.scenario import format_instant, read_scenario
 
 log = logging.getLogger(__name__)
 
 
+def _malformed_intent(number: int, obj: Any, detail: str, now: Millis,
+                      policy: Policy) -> Decision:
+    """The deny a live worker gives an intent it cannot read, identified as far as can be."""
+    def text(name: str, default: str = "") -> str:
+        value = obj.get(name)
+        return value if isinstance(value, str) else default
+
+    return deny(text("intent_id", f"line-{number}"), text("session_id"), text("user_id"),
+                text("action"), Reason.MALFORMED, now, policy, detail)
+
+
 def replay(source: TextIO, policy: Policy) -> Iterator[tuple[int, Decision | RejectedEvent]]:
-    """Decisions for the scenario's intents, and the lines it rejected, in order."""
+    """Decisions for the scenario's intents, and the lines it rejected, in order.
+
+    Like the worker, an intent line that cannot be used still gets one decision:
+    deny ``malformed``, at the time of the last usable line.
+    """
     sessions: dict[str, SessionState] = {}
-    for number, line in read_scenario(source):
+    clock: Millis = 0
+    for number, line, obj in read_scenario(source):
         if isinstance(line, RejectedEvent):
             yield number, line
-        elif isinstance(line, Intent):
+            if isinstance(obj, dict) and obj.get("type") == "intent":
+                yield number, _malformed_intent(number, obj, line.message, clock, policy)
+            continue
+        clock = max(clock, line.occurred_at if isinstance(line, Intent) else line.at)
+        if isinstance(line, Intent):
             state = sessions.get(line.session_id)
             yield number, decide(state, line, policy, line.occurred_at, live=False)
         else:

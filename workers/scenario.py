@@ -89,18 +89,19 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
     return line
 
 
-def read_scenario(source: TextIO) -> Iterator[tuple[int, Line | RejectedEvent]]:
-    """(line number, value or the rejection) for every non-blank line."""
+def read_scenario(source: TextIO) -> Iterator[tuple[int, Line | RejectedEvent, Any]]:
+    """(line number, value or the rejection, the parsed JSON or None) per non-blank line."""
     for number, text in enumerate(source, start=1):
         if not text.strip():
             continue
+        obj: Any = None
         try:
             obj = json.loads(text)
-            yield number, parse_line(obj)
-        except json.JSONDecodeError as exc:
-            yield number, RejectedEvent("malformed", f"not JSON: {exc}")
+            yield number, parse_line(obj), obj
+        except (json.JSONDecodeError, RecursionError) as exc:
+            yield number, RejectedEvent("malformed", f"not JSON: {exc}"), None
         except RejectedEvent as exc:
-            yield number, exc
+            yield number, exc, obj
 
 
 def to_json(value: Line) -> dict[str, Any]:

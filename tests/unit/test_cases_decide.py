@@ -46,3 +46,29 @@ def test_decide_command_prints_one_json_line_per_intent(tmp_path: Path) -> None:
     assert out[0]["evidence"]["idle_ms"] == 30 * 60 * 1000
     assert "line 2: rejected (absurd_timestamp)" in result.stderr
     assert "line 4: rejected (malformed): not JSON" in result.stderr
+
+
+def test_an_unusable_intent_line_still_gets_one_decision() -> None:
+    case = CASES[0]
+    broken = dict(case.lines[-1], intent_id="I-broken", at="2026-04-07T08:22:00")  # no offset
+    nameless = {"type": "intent", "session_id": "S1"}
+    lines = [*case.lines, broken, nameless]
+    source = io.StringIO("".join(json.dumps(line) + "\n" for line in lines))
+    results = list(replay(source, parse_policy(case.policy.encode())))
+    decisions = [(n, r.intent_id, r.verdict.value, r.reason.value, r.decided_at)
+                 for n, r in results if not isinstance(r, RejectedEvent)]
+    rejected = [(n, r.kind) for n, r in results if isinstance(r, RejectedEvent)]
+    last_time = decisions[0][4]  # 08:21, the last usable line
+    assert decisions == [
+        (4, "I1", "deny", "revoked", last_time),
+        (5, "I-broken", "deny", "malformed", last_time),
+        (6, "line-6", "deny", "malformed", last_time),
+    ]
+    assert rejected == [(5, "absurd_timestamp"), (6, "missing_field")]
+
+
+def test_a_zero_ttl_policy_is_refused() -> None:
+    from doublelock.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="longer than 0"):
+        parse_policy(b'[decision]\nttl = "0s"\n')
