@@ -149,6 +149,11 @@ def validate_event(event: LifecycleEvent, now: Millis | None = None) -> None:
     check_instant("at", event.at, now)
     if isinstance(event, (SessionCreated, Reauthenticated)):
         check_instant("auth_time", event.auth_time, now)
+        if event.auth_time > event.at:
+            # A proof from the future would restart the absolute and idle clocks and
+            # the re-authentication window ahead of time.
+            raise RejectedEvent(
+                "absurd_timestamp", f"auth_time is {event.auth_time - event.at} ms after at")
         _check_auth_level(event.auth_level)
         if isinstance(event, SessionCreated):
             if not event.user_id:

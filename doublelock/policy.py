@@ -50,17 +50,24 @@ class Policy:
     decision_ttl: Millis = 10 * SECOND
     actions: tuple[ActionRule, ...] = ()
     version: str = "builtin"
+    # Not an init field: dataclasses.replace() must not hand a copy the old rules' cache.
     _cache: dict[str, ActionRule | None] = field(
-        default_factory=dict, repr=False, compare=False, hash=False
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
     def rule_for(self, action: str) -> ActionRule | None:
-        """The first ``[[actions]]`` entry whose patterns match, or None."""
+        """The first ``[[actions]]`` entry whose patterns match, or None.
+
+        Case-insensitive: an application that treats ``Account.Delete`` as
+        ``account.delete`` must not thereby skip the step-up.
+        """
         try:
             return self._cache[action]
         except KeyError:
+            name = action.lower()
             rule = next(
-                (r for r in self.actions if any(fnmatchcase(action, p) for p in r.match)),
+                (r for r in self.actions
+                 if any(fnmatchcase(name, p.lower()) for p in r.match)),
                 None,
             )
             if len(self._cache) < 10_000:  # bounded: action names come from outside
@@ -100,7 +107,7 @@ def _action_rule(index: int, entry: Any) -> ActionRule:
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise PolicyError(f"{where}: match must be a non-empty list of action patterns")
     level = entry.get("min_auth_level")
-    if level is not None and (not isinstance(level, int) or not 1 <= level <= 3):
+    if level is not None and (type(level) is not int or not 1 <= level <= 3):
         raise PolicyError(f"{where}: min_auth_level must be 1, 2 or 3")
     within = entry.get("reauth_within")
     return ActionRule(

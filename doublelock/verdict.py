@@ -55,13 +55,22 @@ class Decision:
         return self.verdict is Verdict.ALLOW
 
 
+def _unmapped(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # "::ffff:198.51.100.20" is an IPv4 client seen by a dual-stack server: compare it
+    # as IPv4, or every such address would share one IPv6 /64.
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def same_ip(bound: str, seen: str, mode: str) -> bool:
     if mode == "off":
         return True
     if mode == "exact" or bound == seen:
         return bound == seen
     try:  # prefix24: the same /24 for IPv4, the same /64 for IPv6
-        a, b = ipaddress.ip_address(bound), ipaddress.ip_address(seen)
+        a, b = _unmapped(bound), _unmapped(seen)
     except ValueError:
         return False
     if a.version != b.version:
@@ -137,6 +146,8 @@ def decide(
                            f"intent is {intent.occurred_at - now} ms ahead of the clock")
     if state is None:
         return verdict(Verdict.DENY, Reason.UNKNOWN_SESSION)
+    if now + policy.skew_tolerance < state.login_at:
+        return verdict(Verdict.DENY, Reason.UNKNOWN_SESSION, "the session begins later")
     if state.status is not Status.ACTIVE:
         if state.status is Status.EXPIRED:
             return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "ended by the identity provider")

@@ -116,7 +116,7 @@ class Codec:
             schema = _Schema(json.loads(path.read_text()))
             self._by_fingerprint[schema.header] = schema
             # Files under a folder named "history" are older writer versions.
-            if "history" not in path.parts:
+            if "history" not in path.relative_to(schema_dir).parts:
                 self._current[schema.name] = schema
 
     @property

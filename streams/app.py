@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from dashboards.store import Source, Store, decision_row, rejection_row
@@ -87,6 +88,10 @@ def build_app(
         # Unacked events wait for the sink, not the other way round: never block a
         # stop or a rebalance on them (they are redelivered, rows are idempotent).
         stream_wait_empty=False,
+        # A worker killed without leaving its group holds its partitions until the
+        # session times out; every intent meanwhile goes stale. Keep that short.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         # Offsets only move once sink.flush() acks; commit soon after it does.
         broker_commit_interval=max(settings.flush_interval_ms / 1000, 0.2),
     )
@@ -120,12 +125,19 @@ def build_app(
         """Keep the raw record with its cause; returns the ClickHouse rejection row."""
         now = clock()
         source = Source(message.topic, message.partition, message.offset)
+        error = error[:1000]
+        key, payload = message.key, message.value or b""
+        if len(key or b"") + len(payload) > settings.max_payload_bytes:
+            # Keep the dead letter under the broker's message size; the whole record
+            # stays in its topic at this position.
+            key, payload = (key or b"")[:1024], payload[:settings.max_payload_bytes]
+            error += " (key and payload truncated in this dead letter)"
         record = {
             "source_topic": source.topic, "partition": source.partition,
-            "offset": source.offset, "key": message.key, "payload": message.value or b"",
+            "offset": source.offset, "key": key, "payload": payload,
             "kind": kind, "error": error, "rejected_at": now,
         }
-        await deadletter_topic.send(key=message.key, value=codec.encode_record(
+        await deadletter_topic.send(key=key, value=codec.encode_record(
             "doublelock.DeadLetter", record), force=True)
         metrics.rejected[kind] += 1
         log.warning("rejected %s[%d]@%d: %s: %s", source.topic, source.partition,
@@ -137,14 +149,28 @@ def build_app(
         if message.key != key:
             # Co-partitioning rests on the key: a wrong one could put the record on
             # another partition than its session's state.
-            raise RejectedEvent("malformed", f"record key {message.key!r} is not the session_id")
+            raise RejectedEvent("malformed", f"record key {_short(message.key)} is not the "
+                                "session_id")
+        expected = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+        if message.partition != expected:
+            # Another partitioner (librdkafka's crc32, say): a revoke here would never
+            # meet its session. Reject it loudly rather than lose it quietly.
+            raise RejectedEvent("malformed", f"on partition {message.partition}, but the "
+                                f"default (murmur2) partitioner puts this key on {expected}")
         return key
+
+    def check_size(message: Any) -> None:
+        size = len(message.key or b"") + len(message.value or b"")
+        if size > settings.max_payload_bytes:
+            raise RejectedEvent("oversized", f"{size} bytes > limit of "
+                                f"{settings.max_payload_bytes}")
 
     @app.agent(sessions_topic, concurrency=1)
     async def apply_lifecycle(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             try:
+                check_size(message)
                 lifecycle = codec.decode_lifecycle(message.value)
                 validate_event(lifecycle, now=clock())
                 key = session_key(lifecycle.session_id, message)
@@ -165,13 +191,20 @@ def build_app(
                 barrier.applied(message.partition, message.offset)
 
     async def decide_one(message: Any) -> tuple[Decision, Intent | None, list[Any] | None]:
+        intent = None
         try:
+            check_size(message)
             intent = codec.decode_intent(message.value)
             validate_intent(intent, now=clock())
             key = session_key(intent.session_id, message)
         except RejectedEvent as exc:
             row = await dead_letter(message, exc.kind, exc.message)
-            return _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy), None, row
+            if intent is not None and intent.intent_id:  # it decoded: answer it by name
+                return deny(intent.intent_id[:200], intent.session_id[:200],
+                            intent.user_id[:200], intent.action[:200], Reason.MALFORMED,
+                            clock(), policy, exc.message), None, row
+            undecodable = _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy)
+            return undecodable, None, row
         if not await barrier.wait(message.partition, message.offset,
                                   settings.barrier_timeout_ms / 1000):
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
@@ -231,6 +264,11 @@ def build_app(
     app.before_stop = before_stop
 
     return Worker(app, metrics, sink, barrier)
+
+
+def _short(value: bytes | None, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(value or b'')} bytes)"
 
 
 def _consumer(app: faust.App) -> Any:

@@ -40,7 +40,8 @@ class ListOffsets:
     async def __call__(self, tps: Iterable[TP]) -> Mapping[TP, int]:
         if self._client is None:
             client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
-                                      enable_auto_commit=False, client_id="doublelock-barrier")
+                                      enable_auto_commit=False, client_id="doublelock-barrier",
+                                      isolation_level="read_committed")
             await client.start()
             self._client = client
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]

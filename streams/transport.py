@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with a short fetch wait.
+"""Faust's aiokafka transport with a short fetch wait, reading committed data only.
 
 Faust builds its consumer with ``fetch_max_wait_ms=1500``. aiokafka leaves the
 partitions that still have buffered records out of the next fetch, so a record
@@ -20,6 +20,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by consumer.start()
+        # Records of an aborted transaction were never written: they must change
+        # nothing (Faust reads uncommitted data unless it runs exactly-once).
+        consumer._isolation_level = "read_committed"
         return consumer
 
 

@@ -40,7 +40,8 @@ def _decide(args: argparse.Namespace) -> int:
         run(sys.stdin, policy, sys.stdout, sys.stderr)
         return 0
     try:
-        source = open(args.scenario, encoding="utf-8")  # noqa: SIM115 (closed below)
+        # surrogateescape: a line that is not UTF-8 is rejected alone, not the whole file
+        source = open(args.scenario, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
     except OSError as exc:
         raise DoublelockError(f"cannot read scenario {args.scenario}: {exc.strerror}") from exc
     with source:

@@ -148,7 +148,8 @@ class Traffic:
         s = self.retries.pop(decision.intent_id, None)
         if s is not None and decision.verdict.value == "step_up":
             # The app prompted, the user proved it again: the retry is allowed.
-            self.emit(Reauthenticated(s.session_id, now_ms(), now_ms(), 2))
+            at = now_ms()
+            self.emit(Reauthenticated(s.session_id, at, at, 2))
             self.intent(s, decision.action)
 
     def stories(self) -> list[tuple[float, Callable[[], None]]]:

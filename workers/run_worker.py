@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 
 from dashboards.store import Store
 from doublelock.policy import load_policy
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 def run_worker(settings: Settings) -> None:
     policy = load_policy(settings.policy or None)
     counts = ensure_topics(settings)
+    # Existing topics decide: the table and the partition check follow them.
+    settings = replace(settings, partitions=counts[settings.topics.intents])
     settings.worker_dir.parent.mkdir(parents=True, exist_ok=True)
     store = Store(settings.dsn)
     store.migrate()

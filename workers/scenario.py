@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TextIO, TypeAlias
 
 from doublelock.errors import RejectedEvent
@@ -26,6 +26,8 @@ from doublelock.events import (
     validate_intent,
 )
 
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND: Final = timedelta(milliseconds=1)
 TIME_FIELDS: Final = frozenset({"at", "auth_time", "expires_at", "occurred_at"})
 Line: TypeAlias = LifecycleEvent | Intent
 
@@ -39,13 +41,11 @@ def parse_instant(name: str, value: Any) -> Millis:
         raise RejectedEvent("malformed", f"{name}={value!r} is not ISO-8601") from exc
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise RejectedEvent("absurd_timestamp", f"{name}={value!r} has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+    return (parsed - EPOCH) // MILLISECOND  # exact: no float in between
 
 
 def format_instant(ms: Millis) -> str:
-    from datetime import UTC
-
-    text = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    text = (EPOCH + ms * MILLISECOND).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
 
 
@@ -55,6 +55,8 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
         raise RejectedEvent("malformed", "a line must be a JSON object")
     kind = obj.get("type")
     cls: type[Any]
+    if not isinstance(kind, str):
+        raise RejectedEvent("unknown_schema", f"type must be a string, not {kind!r:.80}")
     if kind == "intent":
         cls = Intent
     elif kind in EVENT_TYPES:
@@ -77,10 +79,17 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
     if missing:
         raise RejectedEvent("missing_field", f"{kind} lacks {', '.join(missing)}")
     for name, value in values.items():
-        if name not in TIME_FIELDS and name != "attributes" and not isinstance(
-            value, int if name == "auth_level" else str
-        ):
-            raise RejectedEvent("malformed", f"{kind}.{name} has the wrong type: {value!r}")
+        if name in TIME_FIELDS:
+            continue
+        if name == "attributes":
+            ok = isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        elif name == "auth_level":
+            ok = type(value) is int  # not a bool
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise RejectedEvent("malformed", f"{kind}.{name} has the wrong type: {value!r:.80}")
     line: Line = cls(**values)
     if isinstance(line, Intent):
         validate_intent(line)
@@ -96,10 +105,13 @@ def read_scenario(source: TextIO) -> Iterator[tuple[int, Line | RejectedEvent, A
             continue
         obj: Any = None
         try:
+            text.encode("utf-8")  # a file read with errors="surrogateescape" may not be
             obj = json.loads(text)
             yield number, parse_line(obj), obj
-        except (json.JSONDecodeError, RecursionError) as exc:
-            yield number, RejectedEvent("malformed", f"not JSON: {exc}"), None
+        except UnicodeEncodeError:
+            yield number, RejectedEvent("malformed", "not UTF-8"), None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge integers
+            yield number, RejectedEvent("malformed", f"not JSON: {str(exc)[:200]}"), None
         except RejectedEvent as exc:
             yield number, exc, obj
 
