@@ -1,0 +1,74 @@
+"""Inputs that once let an allow through, replayed through the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from doublelock.events import MINUTE, Heartbeat, Intent, Reauthenticated, Revoked, SessionCreated
+from schemas.codec import Codec
+from workers.client import DecisionReader, Publisher
+
+pytestmark = pytest.mark.integration
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_an_aborted_transaction_changes_nothing(start_worker: Any) -> None:
+    worker = start_worker()
+    settings, codec = worker.settings, Codec()
+    sid, at = f"txn-{uuid.uuid4().hex[:6]}", now_ms()
+    publisher, reader = Publisher(settings), DecisionReader(settings)
+    # A login 20 minutes ago: account.delete needs a re-authentication within 5 minutes.
+    publisher.lifecycle(SessionCreated(sid, at - 20 * MINUTE, "U1", at - 20 * MINUTE, 2,
+                                       "192.0.2.9", "D1"))
+    publisher.flush()
+    txn = KafkaProducer(bootstrap_servers=settings.bootstrap,
+                        transactional_id=f"idp-{uuid.uuid4().hex}")
+    txn.init_transactions()
+    txn.begin_transaction()
+    txn.send(settings.topics.sessions, key=sid.encode(),
+             value=codec.encode(Reauthenticated(sid, now_ms(), now_ms() - 5, 2)))
+    txn.flush()
+    txn.abort_transaction()
+    txn.close()
+    publisher.lifecycle(Heartbeat(sid, now_ms()))
+    publisher.flush()
+    intent = Intent(f"txn-i-{sid}", sid, "U1", "account.delete", "a/1", now_ms(), "192.0.2.9",
+                    "D1", "ui", "console")
+    publisher.intent(intent)
+    publisher.flush()
+    decision = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+    publisher.close()
+    reader.close()
+    assert (decision.verdict.value, decision.reason.value) == ("step_up", "reauth_required")
+
+
+def test_a_revoke_on_another_partition_is_rejected_not_lost(start_worker: Any) -> None:
+    worker = start_worker()
+    settings, codec = worker.settings, Codec()
+    sid, at = f"part-{uuid.uuid4().hex[:6]}", now_ms()
+    publisher, reader = Publisher(settings), DecisionReader(settings)
+    publisher.lifecycle(SessionCreated(sid, at, "U1", at, 2, "192.0.2.9", "D1"))
+    right = publisher.lifecycle(Revoked(sid, at + 1, "admin")).get(timeout=10).partition
+    wrong = (right + 1) % settings.partitions
+    publisher.producer.send(settings.topics.sessions, key=sid.encode(), partition=wrong,
+                            value=codec.encode(Revoked(sid, at + 2, "admin")))
+    publisher.flush()
+    intent = Intent(f"part-i-{sid}", sid, "U1", "report.view", "r", now_ms(), "192.0.2.9",
+                    "D1", "ui", "console")
+    publisher.intent(intent)
+    publisher.flush()
+    decision = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+    publisher.close()
+    reader.close()
+    assert (decision.verdict.value, decision.reason.value) == ("deny", "revoked")
+    log = worker.stop()
+    assert f"on partition {wrong}, but the default (murmur2) partitioner puts this key on " \
+           f"{right}" in log
