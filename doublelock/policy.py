@@ -23,11 +23,18 @@ _DURATION: Final = re.compile(r"(\d+)(ms|s|m|h|d)")
 DEFAULT_POLICY_PATH: Final = Path(__file__).with_name("default_policy.toml")
 
 
+# Longer than any sane timeout; it keeps every instant derived from one printable.
+MAX_DURATION: Final = 3650 * DAY
+
+
 def parse_duration(text: str) -> Millis:
     """``"90s"``, ``"15m"``, ``"1h30m"``, ``"1d"`` → milliseconds."""
     if not isinstance(text, str) or not text or _DURATION.sub("", text) != "":
         raise PolicyError(f"{text!r} is not a duration such as 30s, 15m, 8h or 1d")
-    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
+    total = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
+    if total > MAX_DURATION:
+        raise PolicyError(f"{text!r} is longer than 3650 days")
+    return total
 
 
 @dataclass(frozen=True, slots=True)
