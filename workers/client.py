@@ -58,7 +58,16 @@ class DecisionReader:
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
                                       enable_auto_commit=False, consumer_timeout_ms=200)
         topic = settings.topics.decisions
-        partitions = self.consumer.partitions_for_topic(topic) or set()
+        partitions: set[int] = set()
+        deadline = time.monotonic() + 15
+        # A topic created a moment ago may not be in this client's metadata yet.
+        while not partitions:
+            partitions = self.consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                if time.monotonic() > deadline:
+                    self.consumer.close()
+                    raise ServiceError(f"topic {topic} does not exist on {settings.bootstrap}")
+                time.sleep(0.1)
         self.consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         if from_beginning:
             self.consumer.seek_to_beginning()
