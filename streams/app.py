@@ -27,7 +27,7 @@ from doublelock.policy import Policy
 from doublelock.session import SessionState, apply
 from doublelock.verdict import Decision, Reason, decide, deny
 from schemas.codec import Codec
-from streams.barrier import ListOffsets, SessionsBarrier
+from streams.barrier import BrokerClient, SessionsBarrier
 from streams.metrics import Metrics
 from streams.sink import ClickHouseSink
 from streams.transport import LowLatencyTransport
@@ -118,8 +118,8 @@ def build_app(
             return int(committed)
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
-    list_offsets = ListOffsets(settings.bootstrap)
-    barrier = SessionsBarrier(topics.intents, topics.sessions, list_offsets, start_offset)
+    broker = BrokerClient(settings.bootstrap)
+    barrier = SessionsBarrier(topics.intents, topics.sessions, broker, start_offset)
 
     async def dead_letter(message: Any, kind: str, error: str) -> list[Any]:
         """Keep the raw record with its cause; returns the ClickHouse rejection row."""
@@ -258,7 +258,7 @@ def build_app(
 
     async def before_stop() -> None:
         await sink.flush()
-        await list_offsets.close()
+        await broker.close()
         log.info("worker stopping: %s", metrics.summary(0))
 
     app.before_stop = before_stop

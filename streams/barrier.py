@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Final, Protocol
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -21,32 +23,64 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-EndOffsets = Callable[[Iterable[TP]], Awaitable[Mapping[TP, int]]]
 StartOffset = Callable[[TP], Awaitable[int]]
 
+# How long the barrier waits for the agent before it looks whether the offsets it
+# waits for hold records at all (a transaction marker is an offset with none).
+PROBE_AFTER_S: Final = 0.02
 
-class ListOffsets:
-    """End offsets straight from the broker on the worker's own loop.
+
+class BrokerView(Protocol):
+    async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]: ...
+
+    async def has_records(self, tp: TP, start: int, end: int, timeout_s: float) -> bool: ...
+
+
+class BrokerClient:
+    """The broker as the barrier needs it, on the worker's own loop.
 
     Faust's consumer answers such calls from its fetch thread, between fetches,
     which can take longer than the whole barrier budget; a client of our own
-    (aiokafka, Faust's transport) answers in a round trip.
+    (aiokafka, Faust's transport) answers in a round trip. It reads committed
+    data only, as the worker does.
     """
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._client: AIOKafkaConsumer | None = None
 
-    async def __call__(self, tps: Iterable[TP]) -> Mapping[TP, int]:
+    async def _started(self) -> AIOKafkaConsumer:
         if self._client is None:
             client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                       enable_auto_commit=False, client_id="doublelock-barrier",
                                       isolation_level="read_committed")
             await client.start()
             self._client = client
+        return self._client
+
+    async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]:
+        client = await self._started()
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        ends = await self._client.end_offsets(wanted)
+        ends = await client.end_offsets(wanted)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def has_records(self, tp: TP, start: int, end: int, timeout_s: float) -> bool:
+        """Whether offsets start..end-1 hold any record a consumer would be given.
+
+        Transaction markers and aborted records take offsets but are never
+        delivered; True (keep waiting) when the answer does not come in time."""
+        client = await self._started()
+        atp = TopicPartition(tp.topic, tp.partition)
+        client.assign([atp])
+        client.seek(atp, start)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await client.getmany(atp, timeout_ms=20)
+            if any(record.offset < end for record in batch.get(atp, ())):
+                return True
+            if await client.position(atp) >= end:
+                return False
+        return True
 
     async def close(self) -> None:
         if self._client is not None:
@@ -58,11 +92,11 @@ class SessionsBarrier:
     """Knows how far the sessions table has applied each partition, and how far
     it must have applied before an intent at a given offset may be decided."""
 
-    def __init__(self, intents_topic: str, sessions_topic: str, end_offsets: EndOffsets,
+    def __init__(self, intents_topic: str, sessions_topic: str, broker: BrokerView,
                  start_offset: StartOffset) -> None:
         self.intents_topic = intents_topic
         self.sessions_topic = sessions_topic
-        self._end_offsets = end_offsets
+        self._broker = broker
         self._start_offset = start_offset
         self._applied_next: dict[int, int] = {}
         # partition → (intents end, sessions end) from one refresh
@@ -87,8 +121,8 @@ class SessionsBarrier:
         # appended before such an intent lies below the sessions end. One refresh
         # serves every intent already fetched, whatever the batch.
         partitions = sorted({*self._horizon, partition})
-        intents = await self._end_offsets([TP(self.intents_topic, p) for p in partitions])
-        sessions = await self._end_offsets([TP(self.sessions_topic, p) for p in partitions])
+        intents = await self._broker.end_offsets([TP(self.intents_topic, p) for p in partitions])
+        sessions = await self._broker.end_offsets([TP(self.sessions_topic, p) for p in partitions])
         self.refreshes += 1
         for p in partitions:
             self._horizon[p] = (intents[TP(self.intents_topic, p)],
@@ -104,9 +138,21 @@ class SessionsBarrier:
             # offset, or the log start for a new group.
             start = TP(self.sessions_topic, partition)
             self._applied_next[partition] = await self._start_offset(start)
+        probed_from: int | None = None
         while self._applied_next[partition] < horizon[1]:
             self._changed.clear()
-            await self._changed.wait()
+            try:
+                await asyncio.wait_for(self._changed.wait(), PROBE_AFTER_S)
+                continue
+            except TimeoutError:
+                if probed_from == self._applied_next[partition]:
+                    continue  # nothing moved since the last look
+            # Still short: the missing offsets may be markers, never to be applied.
+            first, end = self._applied_next[partition], horizon[1]
+            probed_from = first
+            sessions_tp = TP(self.sessions_topic, partition)
+            if not await self._broker.has_records(sessions_tp, first, end, timeout_s=0.1):
+                self._applied_next[partition] = max(self._applied_next[partition], end)
 
     async def wait(self, partition: int, offset: int, timeout_s: float) -> bool:
         """True once the intent at ``offset`` of ``partition`` may be decided."""
