@@ -1,6 +1,8 @@
 -- doublelock's ClickHouse schema. The same statements run on chdb and on a server.
 -- Idempotent on intent_id: a replayed intent replaces its row instead of doubling it
--- (the key includes only values a replay repeats); read with FINAL.
+-- (the key includes only values a replay repeats); read with FINAL. The session is
+-- in the key too, so an intent_id reused on another session cannot erase a blocked
+-- attempt from the record.
 
 CREATE TABLE IF NOT EXISTS decisions
 (
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS decisions
 )
 ENGINE = ReplacingMergeTree(decided_at)
 PARTITION BY toYYYYMMDD(occurred_at)
-ORDER BY (toStartOfHour(occurred_at), intent_id);
+ORDER BY (toStartOfHour(occurred_at), intent_id, session_id);
 
 -- Every blocked attempt, with its cause: what pattern analysis reads.
 CREATE VIEW IF NOT EXISTS blocked_attempts AS

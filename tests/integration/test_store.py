@@ -4,6 +4,7 @@ and the sink's commit protocol."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,14 @@ def test_sink_acks_only_after_the_rows_are_stored(store: Store) -> None:
         sink.close()
 
     asyncio.run(scenario())
+
+
+def test_an_intent_id_reused_on_another_session_keeps_the_blocked_attempt(store: Store) -> None:
+    blocked = decision("X", Verdict.DENY, Reason.REVOKED)
+    reused = replace(decision("X", Verdict.ALLOW, Reason.OK), session_id="S-other")
+    store.insert_decisions([decision_row(blocked, intent("X"), Source("t", 0, 1))])
+    store.insert_decisions([decision_row(reused, replace(intent("X"), session_id="S-other"),
+                                         Source("t", 1, 1))])
+    assert store.sql("SELECT intent_id, session_id, reason FROM blocked_attempts") == [
+        ("X", "S1", "revoked")]
+    assert store.sql("SELECT count() FROM decisions FINAL") == [(2,)]
