@@ -121,6 +121,16 @@ def build_app(
     broker = BrokerClient(settings.bootstrap)
     barrier = SessionsBarrier(topics.intents, topics.sessions, broker, start_offset)
 
+    async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
+        """Produce without ever raising into an agent: a failed send is logged and
+        counted; the application then hears nothing for that intent, which it must
+        treat as a deny."""
+        try:
+            await topic.send(key=key, value=value, force=True)
+        except Exception:
+            metrics.send_failures += 1
+            log.exception("could not produce to %s", topic.get_topic_name())
+
     async def dead_letter(message: Any, kind: str, error: str) -> list[Any]:
         """Keep the raw record with its cause; returns the ClickHouse rejection row."""
         now = clock()
@@ -137,8 +147,7 @@ def build_app(
             "offset": source.offset, "key": key, "payload": payload,
             "kind": kind, "error": error, "rejected_at": now,
         }
-        await deadletter_topic.send(key=key, value=codec.encode_record(
-            "doublelock.DeadLetter", record), force=True)
+        await send(deadletter_topic, key, codec.encode_record("doublelock.DeadLetter", record))
         metrics.rejected[kind] += 1
         log.warning("rejected %s[%d]@%d: %s: %s", source.topic, source.partition,
                     source.offset, kind, error)
@@ -227,8 +236,7 @@ def build_app(
                 log.exception("intent %s@%d failed", message.tp, message.offset)
                 rejection = await dead_letter(message, "internal_error", repr(exc))
                 decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
-            await decisions_topic.send(key=decision.session_id.encode(),
-                                       value=codec.encode(decision), force=True)
+            await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
             metrics.record_decision(decision.verdict.value, decision.reason.value)
             source = Source(message.topic, message.partition, message.offset)
             sink.add(decision_row(decision, intent, source), rejection, event)

@@ -14,6 +14,7 @@ class Metrics:
     denied_by_reason: Counter[str] = field(default_factory=Counter)
     applied: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    send_failures: int = 0
     _last_decided: int = 0
     _last_time: float = field(default_factory=time.monotonic)
 
@@ -30,4 +31,5 @@ class Metrics:
         blocked = ", ".join(f"{r}={n}" for r, n in self.denied_by_reason.most_common()) or "none"
         rejected = ", ".join(f"{k}={n}" for k, n in self.rejected.most_common()) or "none"
         return (f"decided={self.decided} ({rate:.1f}/s) blocked[{blocked}] "
-                f"lifecycle_applied={self.applied} rejected[{rejected}] intents_lag={lag}")
+                f"lifecycle_applied={self.applied} rejected[{rejected}] "
+                f"send_failures={self.send_failures} intents_lag={lag}")
