@@ -4,6 +4,7 @@
 
 Burst: N intents published at once, time until the last decision arrives.
 Paced: R intents/s for S seconds, latency publish → decision received.
+Then the worker's own summaries: the barrier's wait and receive → produce, per 5 s.
 The broker must run (``doublelock kafka up``); the worker runs on topics of its own.
 """
 
@@ -52,7 +53,7 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     data_dir = tempfile.mkdtemp(prefix="doublelock-bench-")
     env = {"DOUBLELOCK_TOPIC_PREFIX": f"bench-{run}.", "DOUBLELOCK_APP_ID": f"bench-{run}",
-           "DOUBLELOCK_DATA_DIR": data_dir}
+           "DOUBLELOCK_DATA_DIR": data_dir, "DOUBLELOCK_REPORT_INTERVAL_MS": "5000"}
     settings = Settings.from_env({**os.environ, **env})
     ensure_topics(settings)
     with open(f"{data_dir}/worker.log", "wb") as log:
@@ -112,6 +113,12 @@ def main() -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+    # The worker's own view, per 5 s: barrier wait and receive → produce, in ms.
+    print("worker summaries (every 5 s):")
+    with open(f"{data_dir}/worker.log", errors="replace") as log_lines:
+        for line in log_lines:
+            if "worker: decided=" in line or "worker stopping:" in line:
+                print("  " + line.split("] ", 3)[-1].strip())
 
 
 if __name__ == "__main__":

@@ -214,8 +214,11 @@ def build_app(
                             clock(), policy, exc.message), None, row
             undecodable = _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy)
             return undecodable, None, row
-        if not await barrier.wait(message.partition, message.offset,
-                                  settings.barrier_timeout_ms / 1000):
+        waiting = time.monotonic()
+        caught_up = await barrier.wait(message.partition, message.offset,
+                                       settings.barrier_timeout_ms / 1000)
+        metrics.timed(metrics.barrier_ms, waiting)
+        if not caught_up:
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
                         Reason.STATE_UNAVAILABLE, clock(), policy,
                         "sessions state not caught up in time"), intent, None
@@ -228,6 +231,7 @@ def build_app(
         manual_acks = stream.noack()  # acked by the sink, once stored
         async for event in manual_acks.events():
             message = event.message
+            received = time.monotonic()
             intent: Intent | None = None
             rejection = None
             try:
@@ -237,6 +241,7 @@ def build_app(
                 rejection = await dead_letter(message, "internal_error", repr(exc))
                 decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
             await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
+            metrics.timed(metrics.decide_ms, received)
             metrics.record_decision(decision.verdict.value, decision.reason.value)
             source = Source(message.topic, message.partition, message.offset)
             sink.add(decision_row(decision, intent, source), rejection, event)

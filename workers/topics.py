@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -31,15 +32,28 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
                 log.info("created topics %s", ", ".join(t.name for t in missing))
             except TopicAlreadyExistsError:
                 pass  # another process won the race
-        described = admin.describe_topics(names)
-        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+        counts = _partition_counts(admin, names)
     except KafkaError as exc:
         raise ServiceError(f"cannot create topics on {settings.bootstrap}: {exc}") from exc
     finally:
         admin.close()
+    if min(counts.values(), default=0) == 0:
+        raise ServiceError(f"topics {names} did not show their partitions in time")
     if counts.get(topics.intents) != counts.get(topics.sessions):
         raise ServiceError(
             f"{topics.intents} has {counts.get(topics.intents)} partitions and "
             f"{topics.sessions} {counts.get(topics.sessions)}: they must be co-partitioned"
         )
     return counts
+
+
+def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Each topic's partition count; a topic created a moment ago may not list its
+    partitions yet, so ask again for a while."""
+    deadline = time.monotonic() + 15
+    while True:
+        described = admin.describe_topics(names)
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+        if all(counts.get(n) for n in names) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.1)
