@@ -166,12 +166,12 @@ def run_demo(settings: Settings, users: int = 200, seconds: float = 20.0,
     ensure_topics(settings)
     log_path = settings.data_dir / "demo-worker.log"
     say(f"starting the worker (log: {log_path}) ...", flush=True)
-    started = instant(now_ms())
     worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"],
                               env={**os.environ, **_env(settings)},
                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_until_deciding(settings, worker)
+        started = instant(now_ms())  # after the readiness probe: the summary is the traffic's
         latencies, decided = _play(settings, users, seconds, rate, say)
     finally:
         say("stopping the worker ...", flush=True)
