@@ -10,6 +10,7 @@ a deny ``malformed`` (for an intent) and a dead letter with its cause.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,10 @@ from workers.settings import Settings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], Millis]
+
+# Intents being decided at once (most wait at the barrier); past this the agent
+# waits, so memory stays bounded when the sessions state lags far behind.
+MAX_WAITING_INTENTS = 2000
 
 
 def wall_clock() -> Millis:
@@ -226,28 +231,48 @@ def build_app(
         state: SessionState | None = None if raw_state is None else codec.decode(raw_state)
         return decide(state, intent, policy, clock()), intent, None
 
+    async def handle_intent(event: Any) -> None:
+        message = event.message
+        received = time.monotonic()
+        intent: Intent | None = None
+        rejection = None
+        try:
+            decision, intent, rejection = await decide_one(message)
+        except Exception as exc:  # the core or an adapter broke: deny, keep going
+            log.exception("intent %s@%d failed", message.tp, message.offset)
+            rejection = await dead_letter(message, "internal_error", repr(exc))
+            decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
+        await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
+        metrics.timed(metrics.decide_ms, received)
+        metrics.record_decision(decision.verdict.value, decision.reason.value)
+        source = Source(message.topic, message.partition, message.offset)
+        sink.add(decision_row(decision, intent, source), rejection, event)
+        if sink.due:
+            await sink.flush()
+        await sink.backpressure()
+
+    waiting = asyncio.Semaphore(MAX_WAITING_INTENTS)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def handle_and_release(event: Any) -> None:
+        try:
+            await handle_intent(event)
+        finally:
+            waiting.release()
+
     @app.agent(intents_topic, concurrency=1)
     async def decide_intents(stream: Any) -> None:
+        # Each intent is decided in a task of its own, so an intent waiting at the
+        # barrier never stops this agent from draining the intents buffer: a full
+        # buffer would stall Faust's delivery of the sessions records the barrier
+        # waits for. Tasks copy the context, so each keeps its own current event
+        # (the table reads its partition from it).
         manual_acks = stream.noack()  # acked by the sink, once stored
         async for event in manual_acks.events():
-            message = event.message
-            received = time.monotonic()
-            intent: Intent | None = None
-            rejection = None
-            try:
-                decision, intent, rejection = await decide_one(message)
-            except Exception as exc:  # the core or an adapter broke: deny, keep going
-                log.exception("intent %s@%d failed", message.tp, message.offset)
-                rejection = await dead_letter(message, "internal_error", repr(exc))
-                decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
-            await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
-            metrics.timed(metrics.decide_ms, received)
-            metrics.record_decision(decision.verdict.value, decision.reason.value)
-            source = Source(message.topic, message.partition, message.offset)
-            sink.add(decision_row(decision, intent, source), rejection, event)
-            if sink.due:
-                await sink.flush()
-            await sink.backpressure()
+            await waiting.acquire()
+            task = asyncio.ensure_future(handle_and_release(event))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
 
     @app.timer(max(settings.flush_interval_ms / 1000, 0.05))  # type: ignore[untyped-decorator]
     async def flush_sink() -> None:
@@ -270,6 +295,8 @@ def build_app(
         await sink.flush()
 
     async def before_stop() -> None:
+        if in_flight:  # each ends within the barrier's budget
+            await asyncio.wait(list(in_flight), timeout=settings.barrier_timeout_ms / 1000 + 5)
         await sink.flush()
         await broker.close()
         log.info("worker stopping: %s", metrics.summary(0))

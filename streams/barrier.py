@@ -12,6 +12,8 @@ denies with ``state_unavailable``: fail closed, never guess.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -33,7 +35,8 @@ PROBE_AFTER_S: Final = 0.02
 class BrokerView(Protocol):
     async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]: ...
 
-    async def has_records(self, tp: TP, start: int, end: int, timeout_s: float) -> bool: ...
+    async def last_record(self, tp: TP, start: int, end: int,
+                          timeout_s: float) -> int | None: ...
 
 
 class BrokerClient:
@@ -48,6 +51,7 @@ class BrokerClient:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._client: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()  # one client: one request at a time
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._client is None:
@@ -59,28 +63,33 @@ class BrokerClient:
         return self._client
 
     async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]:
-        client = await self._started()
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        ends = await client.end_offsets(wanted)
+        async with self._lock:
+            client = await self._started()
+            ends = await client.end_offsets(wanted)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
-    async def has_records(self, tp: TP, start: int, end: int, timeout_s: float) -> bool:
-        """Whether offsets start..end-1 hold any record a consumer would be given.
+    async def last_record(self, tp: TP, start: int, end: int,
+                          timeout_s: float) -> int | None:
+        """The offset of the last record in start..end-1 that a consumer would be
+        given, start - 1 if there is none, None if the answer does not come in time.
 
         Transaction markers and aborted records take offsets but are never
-        delivered; True (keep waiting) when the answer does not come in time."""
-        client = await self._started()
+        delivered: the offsets after the last real record hold nothing to wait for."""
         atp = TopicPartition(tp.topic, tp.partition)
-        client.assign([atp])
-        client.seek(atp, start)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = await client.getmany(atp, timeout_ms=20)
-            if any(record.offset < end for record in batch.get(atp, ())):
-                return True
-            if await client.position(atp) >= end:
-                return False
-        return True
+        last = start - 1
+        async with self._lock:
+            client = await self._started()
+            client.assign([atp])
+            client.seek(atp, start)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                batch = await client.getmany(atp, timeout_ms=20)
+                offsets = [int(r.offset) for r in batch.get(atp, ()) if r.offset < end]
+                last = max([last, *offsets])
+                if await client.position(atp) >= end:
+                    return last
+            return None
 
     async def close(self) -> None:
         if self._client is not None:
@@ -90,7 +99,11 @@ class BrokerClient:
 
 class SessionsBarrier:
     """Knows how far the sessions table has applied each partition, and how far
-    it must have applied before an intent at a given offset may be decided."""
+    it must have applied before an intent at a given offset may be decided.
+
+    Waiting intents are futures keyed by the offset they need, released by the
+    sessions agent's progress: no polling, no thundering herd when thousands wait.
+    """
 
     def __init__(self, intents_topic: str, sessions_topic: str, broker: BrokerView,
                  start_offset: StartOffset) -> None:
@@ -101,21 +114,46 @@ class SessionsBarrier:
         self._applied_next: dict[int, int] = {}
         # partition → (intents end, sessions end) from one refresh
         self._horizon: dict[int, tuple[int, int]] = {}
-        self._changed = asyncio.Event()
+        # partition → heap of (sessions offset needed, tiebreak, future)
+        self._waiters: dict[int, list[tuple[int, int, asyncio.Future[None]]]] = {}
+        self._tiebreak = itertools.count()
+        # partition → (a, b): offsets a..b-1 hold no record, so reaching a is reaching b
+        self._gaps: dict[int, tuple[int, int]] = {}
+        self._refreshing: asyncio.Future[None] | None = None
+        self._looks: dict[int, asyncio.Future[None]] = {}
         self.refreshes = 0
 
     def applied(self, partition: int, offset: int) -> None:
         """The sessions agent has applied (or dead-lettered) this record."""
-        if offset + 1 > self._applied_next.get(partition, -1):
-            self._applied_next[partition] = offset + 1
-            self._changed.set()
+        self._advance(partition, offset + 1)
 
     def reset(self) -> None:
         """Forget positions (after a rebalance the partitions may be others')."""
         self._applied_next.clear()
         self._horizon.clear()
+        self._gaps.clear()
+
+    def _advance(self, partition: int, applied_next: int) -> None:
+        current = max(self._applied_next.get(partition, -1), applied_next)
+        gap = self._gaps.get(partition)
+        if gap is not None and current >= gap[0]:
+            current = max(current, gap[1])
+            del self._gaps[partition]
+        self._applied_next[partition] = current
+        waiters = self._waiters.get(partition)
+        while waiters and waiters[0][0] <= current:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
 
     async def _refresh(self, partition: int) -> None:
+        """Join the refresh under way, or start one; intents waiting together share it."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._read_ends(partition))
+        # Shielded: one waiter's timeout must not cancel the others' refresh.
+        await asyncio.shield(self._refreshing)
+
+    async def _read_ends(self, partition: int) -> None:
         # Intents first, sessions second: every intent below the intents end was
         # appended before the sessions end was read, so each lifecycle event
         # appended before such an intent lies below the sessions end. One refresh
@@ -130,29 +168,46 @@ class SessionsBarrier:
 
     async def _caught_up(self, partition: int, offset: int) -> None:
         horizon = self._horizon.get(partition)
-        if horizon is None or offset >= horizon[0]:
+        while horizon is None or offset >= horizon[0]:
+            # A refresh already under way may predate this intent or miss its partition.
             await self._refresh(partition)
-            horizon = self._horizon[partition]
+            horizon = self._horizon.get(partition)
         if partition not in self._applied_next:
             # Nothing applied since assignment: the consumer starts at its committed
             # offset, or the log start for a new group.
-            start = TP(self.sessions_topic, partition)
-            self._applied_next[partition] = await self._start_offset(start)
-        probed_from: int | None = None
-        while self._applied_next[partition] < horizon[1]:
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), PROBE_AFTER_S)
-                continue
-            except TimeoutError:
-                if probed_from == self._applied_next[partition]:
-                    continue  # nothing moved since the last look
-            # Still short: the missing offsets may be markers, never to be applied.
-            first, end = self._applied_next[partition], horizon[1]
-            probed_from = first
-            sessions_tp = TP(self.sessions_topic, partition)
-            if not await self._broker.has_records(sessions_tp, first, end, timeout_s=0.1):
-                self._applied_next[partition] = max(self._applied_next[partition], end)
+            self._advance(partition, await self._start_offset(TP(self.sessions_topic, partition)))
+        needed = horizon[1]
+        if self._applied_next[partition] >= needed:
+            return
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters.setdefault(partition, []),
+                       (needed, next(self._tiebreak), future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), PROBE_AFTER_S)
+            return
+        except TimeoutError:
+            pass
+        # No progress for a while: the missing offsets may hold no records at all
+        # (transaction markers, aborted records); one look per partition tells.
+        look = self._looks.get(partition)
+        if look is None or look.done():
+            look = asyncio.ensure_future(self._look(partition))
+            self._looks[partition] = look
+        await asyncio.shield(look)
+        await future
+
+    async def _look(self, partition: int) -> None:
+        waiters = self._waiters.get(partition) or []
+        first = self._applied_next[partition]
+        end = max((w[0] for w in waiters if not w[2].done()), default=first)
+        if end <= first:
+            return
+        last = await self._broker.last_record(TP(self.sessions_topic, partition), first, end,
+                                              timeout_s=0.1)
+        if last is None:
+            return  # no answer in time: wait for the agent
+        self._gaps[partition] = (max(first, last + 1), end)
+        self._advance(partition, first)
 
     async def wait(self, partition: int, offset: int, timeout_s: float) -> bool:
         """True once the intent at ``offset`` of ``partition`` may be decided."""
