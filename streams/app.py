@@ -3,7 +3,8 @@
     sessions ──apply_lifecycle──▶ sessions table (changelog: <app_id>-sessions-changelog)
     intents ───decide_intents───▶ decisions, ClickHouse (and deadletter on bad input)
 
-Both agents run with concurrency 1 (faust #606) and never let an exception escape:
+Both agents run with concurrency 1 (faust #606); only the sessions agent writes the
+table, the intents agent's per-intent tasks only read it. Nothing lets an exception escape:
 an exception in a Faust agent would still ack the event, so every failure becomes
 a deny ``malformed`` (for an intent) and a dead letter with its cause.
 """
