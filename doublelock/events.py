@@ -39,6 +39,9 @@ class SessionCreated:
     ip: str
     device_id: str
     expires_at: Millis | None = None
+    # The session it was minted from (remember-me, refresh, device hand-off):
+    # revoking the parent revokes it.
+    parent_session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +95,41 @@ class Expired:
     at: Millis
 
 
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """The session id changed (at login, say): the old id is dead from ``at`` on and
+    ``new_session_id`` carries its clocks and binding on."""
+
+    session_id: str
+    at: Millis
+    new_session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inherited:
+    """Written by the worker, not by applications: the state a rotated session hands
+    to its new id, published on the new id's partition."""
+
+    session_id: str
+    at: Millis
+    from_session_id: str
+    user_id: str
+    created_at: Millis
+    login_at: Millis
+    auth_time: Millis
+    auth_level: int
+    ip: str
+    device_id: str
+    last_activity: Millis
+    status: str
+    expires_at: Millis | None = None
+    ended_at: Millis | None = None
+    end_reason: str | None = None
+
+
 LifecycleEvent: TypeAlias = (
     SessionCreated | Activity | Heartbeat | Reauthenticated | LoggedOut | Revoked | Expired
+    | Rotated | Inherited
 )
 
 # The name each lifecycle event has on the wire and in scenario files.
@@ -105,8 +141,30 @@ EVENT_TYPES: Final[Mapping[str, type[LifecycleEvent]]] = {
     "session.logged_out": LoggedOut,
     "session.revoked": Revoked,
     "session.expired": Expired,
+    "session.rotated": Rotated,
+    "session.inherited": Inherited,
 }
-TYPE_NAMES: Final[Mapping[type, str]] = {cls: name for name, cls in EVENT_TYPES.items()}
+
+USER_REVOCATION_REASONS: Final = ("password_reset", "account_disabled", "mfa_enrolled", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class UserSessionsRevoked:
+    """Every session of ``user_id`` created before ``at`` is dead, except the one
+    that made the change (and what it is rotated to)."""
+
+    user_id: str
+    at: Millis
+    reason: str
+    except_session_id: str | None = None
+
+
+USER_EVENT_TYPES: Final[Mapping[str, type[UserSessionsRevoked]]] = {
+    "user.sessions_revoked": UserSessionsRevoked,
+}
+TYPE_NAMES: Final[Mapping[type, str]] = {
+    cls: name for name, cls in {**EVENT_TYPES, **USER_EVENT_TYPES}.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +218,28 @@ def validate_event(event: LifecycleEvent, now: Millis | None = None) -> None:
                 raise RejectedEvent("missing_field", "user_id is empty")
             if event.expires_at is not None:
                 check_instant("expires_at", event.expires_at)
+            if event.parent_session_id == event.session_id:
+                raise RejectedEvent("malformed", "a session cannot be its own parent")
+    if isinstance(event, Inherited):
+        if not (event.from_session_id and event.user_id):
+            raise RejectedEvent("missing_field", "from_session_id or user_id is empty")
+        for name in ("created_at", "login_at", "auth_time", "last_activity"):
+            check_instant(name, getattr(event, name), now)
+        _check_auth_level(event.auth_level)
+    if isinstance(event, Rotated):
+        if not event.new_session_id:
+            raise RejectedEvent("missing_field", "new_session_id is empty")
+        if event.new_session_id == event.session_id:
+            raise RejectedEvent("malformed", "a session cannot be rotated to its own id")
+
+
+def validate_user_event(event: UserSessionsRevoked, now: Millis | None = None) -> None:
+    if not event.user_id:
+        raise RejectedEvent("missing_field", "user_id is empty")
+    check_instant("at", event.at, now)
+    if event.reason not in USER_REVOCATION_REASONS:
+        raise RejectedEvent("malformed", f"reason={event.reason!r} is not one of "
+                            f"{', '.join(USER_REVOCATION_REASONS)}")
 
 
 def validate_intent(intent: Intent, now: Millis | None = None) -> None:

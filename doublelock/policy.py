@@ -55,6 +55,7 @@ class Policy:
     ip_binding: IpBinding = "exact"
     device_binding: DeviceBinding = "exact"
     decision_ttl: Millis = 10 * SECOND
+    dedupe_window: Millis = DAY
     actions: tuple[ActionRule, ...] = ()
     version: str = "builtin"
     # Not an init field: dataclasses.replace() must not hand a copy the old rules' cache.
@@ -86,7 +87,7 @@ _SECTIONS: Final[Mapping[str, frozenset[str]]] = {
     "session": frozenset({"absolute_timeout", "idle_timeout"}),
     "clock": frozenset({"skew_tolerance", "intent_max_age"}),
     "binding": frozenset({"ip", "device"}),
-    "decision": frozenset({"ttl"}),
+    "decision": frozenset({"ttl", "dedupe_window"}),
 }
 _ACTION_KEYS: Final = frozenset({"match", "reauth_within", "min_auth_level"})
 
@@ -157,12 +158,16 @@ def parse_policy(source: bytes) -> Policy:
         ip_binding=_choice(binding.get("ip", "exact"), ("exact", "prefix24", "off"), "ip"),
         device_binding=_choice(binding.get("device", "exact"), ("exact", "off"), "device"),
         decision_ttl=duration(decision, "ttl", defaults.decision_ttl),
+        dedupe_window=duration(decision, "dedupe_window", defaults.dedupe_window),
         actions=tuple(_action_rule(i, entry) for i, entry in enumerate(actions)),
         version=hashlib.sha256(source).hexdigest()[:16],
     )
-    if min(policy.absolute_timeout, policy.idle_timeout, policy.decision_ttl) <= 0:
-        # Zero would make every session dead on arrival, or every allow expired.
-        raise PolicyError("absolute_timeout, idle_timeout and decision ttl must be longer than 0")
+    if min(policy.absolute_timeout, policy.idle_timeout, policy.decision_ttl,
+           policy.dedupe_window) <= 0:
+        # Zero would make every session dead on arrival, every allow expired, or
+        # every retried intent a second decision.
+        raise PolicyError("absolute_timeout, idle_timeout, decision ttl and dedupe_window "
+                          "must be longer than 0")
     return policy
 
 

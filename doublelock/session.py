@@ -14,11 +14,13 @@ from doublelock.events import (
     Activity,
     Expired,
     Heartbeat,
+    Inherited,
     LifecycleEvent,
     LoggedOut,
     Millis,
     Reauthenticated,
     Revoked,
+    Rotated,
     SessionCreated,
 )
 from doublelock.policy import Policy
@@ -29,6 +31,7 @@ class Status(StrEnum):
     LOGGED_OUT = "logged_out"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    ROTATED = "rotated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,13 @@ class SessionState:
     end_reason: str | None = None
     last_seen_ip: str | None = None
     last_seen_device_id: str | None = None
+    # When the session (or the one it was rotated from) was created; None in states
+    # written before 0.2, where login_at stands in.
+    created_at: Millis | None = None
+
+    @property
+    def born_at(self) -> Millis:
+        return self.login_at if self.created_at is None else self.created_at
 
     @property
     def alive(self) -> bool:
@@ -76,6 +86,21 @@ def apply(state: SessionState | None, event: LifecycleEvent, policy: Policy) -> 
             # Creation counts as the first activity.
             last_activity=max(event.at, event.auth_time),
             expires_at=event.expires_at,
+            created_at=event.at,
+        )
+    if isinstance(event, Inherited):
+        if state is not None:
+            return state  # the id is taken: never overwrite a session with another
+        try:
+            status = Status(event.status)
+        except ValueError:
+            raise RejectedEvent("malformed", f"status={event.status!r} is unknown") from None
+        return SessionState(
+            session_id=event.session_id, user_id=event.user_id, login_at=event.login_at,
+            auth_time=event.auth_time, auth_level=event.auth_level, ip=event.ip,
+            device_id=event.device_id, last_activity=event.last_activity,
+            expires_at=event.expires_at, status=status, ended_at=event.ended_at,
+            end_reason=event.end_reason, created_at=event.created_at,
         )
     if state is None:
         raise RejectedEvent("unknown_session", f"{event.session_id!r} was never created")
@@ -109,4 +134,21 @@ def apply(state: SessionState | None, event: LifecycleEvent, policy: Policy) -> 
         return replace(state, status=Status.REVOKED, ended_at=event.at, end_reason=event.reason)
     if isinstance(event, Expired):
         return replace(state, status=Status.EXPIRED, ended_at=event.at)
+    if isinstance(event, Rotated):
+        return replace(state, status=Status.ROTATED, ended_at=event.at,
+                       end_reason=f"rotated to {event.new_session_id}")
     raise TypeError(f"not a lifecycle event: {event!r}")
+
+
+def successor(state: SessionState, event: Rotated) -> Inherited:
+    """What ``event.new_session_id`` inherits: the clocks and the binding of the state
+    before the rotation, dead already if that was (a second rotation of one id
+    hands on a dead session)."""
+    return Inherited(
+        session_id=event.new_session_id, at=event.at, from_session_id=state.session_id,
+        user_id=state.user_id, created_at=state.born_at, login_at=state.login_at,
+        auth_time=state.auth_time, auth_level=state.auth_level, ip=state.ip,
+        device_id=state.device_id, last_activity=state.last_activity,
+        status=state.status.value, expires_at=state.expires_at, ended_at=state.ended_at,
+        end_reason=state.end_reason,
+    )

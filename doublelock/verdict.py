@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from doublelock.events import Intent, Millis
 from doublelock.policy import Policy
+from doublelock.revocations import Revocations
 from doublelock.session import SessionState, Status
 
 
@@ -22,6 +23,7 @@ class Reason(StrEnum):
 
     OK = "ok"
     MALFORMED = "malformed"
+    DUPLICATE_INTENT = "duplicate_intent"
     STALE_INTENT = "stale_intent"
     CLOCK_SKEW = "clock_skew"
     STATE_UNAVAILABLE = "state_unavailable"
@@ -49,6 +51,8 @@ class Decision:
     idle_ms: Millis | None = None
     reauth_age_ms: Millis | None = None
     detail: str = ""
+    # Re-emitted after a crash: the decision first taken for this intent, again.
+    redelivery: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -107,6 +111,18 @@ def deny(
     )
 
 
+def deny_duplicate(intent: Intent, first: Decision, now: Millis, policy: Policy) -> Decision:
+    """The answer to an intent id already decided: never a second allow."""
+    return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
+                Reason.DUPLICATE_INTENT, now, policy,
+                f"intent already decided at {first.decided_at}: {first.verdict.value} "
+                f"({first.reason.value})")
+
+
+def is_duplicate(first: Decision, now: Millis, policy: Policy) -> bool:
+    return now - first.decided_at < policy.dedupe_window
+
+
 def decide(
     state: SessionState | None,
     intent: Intent,
@@ -114,11 +130,14 @@ def decide(
     now: Millis,
     *,
     live: bool = True,
+    revocations: Revocations | None = None,
 ) -> Decision:
     """Decide ``intent`` against the session as it is at ``now``.
 
     Live mode ``now`` is the worker's clock; a replay passes the intent's own time
     and ``live=False`` (then the intent can be neither stale nor skewed).
+    ``revocations`` holds what kills sessions across partitions: user-wide
+    revocations and revoked ancestors.
     """
 
     def verdict(
@@ -152,6 +171,9 @@ def decide(
         if state.status is Status.EXPIRED:
             return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "ended by the identity provider")
         return verdict(Verdict.DENY, Reason.REVOKED, state.end_reason or state.status.value)
+    killed = None if revocations is None else revocations.revoked_by(state)
+    if killed is not None:
+        return verdict(Verdict.DENY, Reason.REVOKED, killed)
     absolute_end = state.absolute_end(policy)
     if now >= absolute_end:
         return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE)

@@ -29,12 +29,15 @@ from doublelock.events import (
     Activity,
     Expired,
     Heartbeat,
+    Inherited,
     Intent,
     LifecycleEvent,
     LoggedOut,
     Reauthenticated,
     Revoked,
+    Rotated,
     SessionCreated,
+    UserSessionsRevoked,
 )
 from doublelock.session import SessionState, Status
 from doublelock.verdict import Decision, Reason, Verdict
@@ -84,6 +87,9 @@ RECORD_TYPES: Final[Mapping[str, type]] = {
     "doublelock.session.LoggedOut": LoggedOut,
     "doublelock.session.Revoked": Revoked,
     "doublelock.session.Expired": Expired,
+    "doublelock.session.Rotated": Rotated,
+    "doublelock.session.Inherited": Inherited,
+    "doublelock.user.SessionsRevoked": UserSessionsRevoked,
     "doublelock.Intent": Intent,
     "doublelock.Decision": Decision,
     "doublelock.state.SessionState": SessionState,
@@ -185,6 +191,18 @@ class Codec:
         if type(value) not in LIFECYCLE_TYPES:
             raise RejectedEvent("unknown_schema", f"{type(value).__name__} on the sessions topic")
         return value  # type: ignore[no-any-return]
+
+    def decode_user_event(self, data: bytes | None) -> UserSessionsRevoked:
+        value = self.decode(data)
+        if not isinstance(value, UserSessionsRevoked):
+            raise RejectedEvent("unknown_schema", f"{type(value).__name__} on the users topic")
+        return value
+
+    def name_of(self, data: bytes | None) -> str | None:
+        """The record's full name from its header alone, None if unknown: lets a
+        reader skip the records it does not need without decoding them."""
+        schema = self._by_fingerprint.get(bytes((data or b"")[:HEADER_SIZE]))
+        return None if schema is None else schema.name
 
     def decode_intent(self, data: bytes | None) -> Intent:
         value = self.decode(data)

@@ -1,6 +1,9 @@
-"""The end-to-end issue's eight cases, as scenario lines, shared by every test tier.
+"""The issues' cases, as scenario lines, shared by every test tier.
 
-Base date 2026-04-07, UTC; absolute 8h, idle 30m, device binding on unless said.
+``CASES``: the end-to-end issue's eight, base date 2026-04-07. ``REVOCATION_CASES``:
+the revocation issue's, base date 2026-05-12. UTC; absolute 8h, idle 30m, device
+binding on unless said. An intent id decided a second time is expected under
+``"<id>#2"``.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ device = "exact"
 """
 
 
-def created(sid: str, at: str, device: str = "D1", **extra: Any) -> dict[str, Any]:
-    return {"type": "session.created", "at": at, "session_id": sid, "user_id": "U1",
+def created(sid: str, at: str, device: str = "D1", user: str = "U1",
+            **extra: Any) -> dict[str, Any]:
+    return {"type": "session.created", "at": at, "session_id": sid, "user_id": user,
             "auth_time": at, "auth_level": 2, "ip": "203.0.113.7", "device_id": device, **extra}
 
 
@@ -42,8 +46,14 @@ def event(kind: str, sid: str, at: str, **extra: Any) -> dict[str, Any]:
     return {"type": f"session.{kind}", "at": at, "session_id": sid, **extra}
 
 
-def intent(iid: str, sid: str, action: str, at: str, device: str = "D1") -> dict[str, Any]:
-    return {"type": "intent", "at": at, "intent_id": iid, "session_id": sid, "user_id": "U1",
+def users_revoked(user: str, at: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "user.sessions_revoked", "at": at, "user_id": user, "reason": reason,
+            **extra}
+
+
+def intent(iid: str, sid: str, action: str, at: str, device: str = "D1",
+           user: str = "U1") -> dict[str, Any]:
+    return {"type": "intent", "at": at, "intent_id": iid, "session_id": sid, "user_id": user,
             "action": action, "resource": f"res-{iid}", "ip": "203.0.113.7",
             "device_id": device, "channel": "ui", "app": "console", "attributes": {}}
 
@@ -53,7 +63,7 @@ class Case:
     name: str
     policy: str
     lines: list[dict[str, Any]]
-    expected: dict[str, tuple[str, str]]  # intent_id → (verdict, reason)
+    expected: dict[str, tuple[str, str]]  # intent_id (#n for the nth time) → (verdict, reason)
     rejected: list[int] = field(default_factory=list)  # 1-based lines to be rejected
 
 
@@ -130,3 +140,71 @@ CASES: list[Case] = [
         intent("I8b", "S8", "data.export", t("16:16"), device="D2"),
     ], {"I8a": ("deny", "context_mismatch"), "I8b": ("deny", "revoked")}),
 ]
+
+
+def occurrence(intent_id: str, n: int) -> str:
+    """The expected-decision key of the nth decision for ``intent_id``."""
+    return intent_id if n == 1 else f"{intent_id}#{n}"
+
+
+DAY2 = "2026-05-12"
+
+
+def t2(clock: str) -> str:
+    return t(clock, DAY2)
+
+
+# Two session ids whose keys murmur2 to different partitions of 4 (checked in a test).
+CASE_R4_SESSIONS = ("R4a", "R4b")
+
+REVOCATION_CASES: list[Case] = [
+    Case("R1 a rotated id never acts again; the new id carries the login on", policy(), [
+        created("R1-S0", t2("09:00"), device="D2"),
+        event("reauthenticated", "R1-S0", t2("09:05"), auth_time=t2("09:05"), auth_level=2,
+              device_id="D1"),
+        event("rotated", "R1-S0", t2("09:05"), new_session_id="R1-S1"),
+        intent("R1a", "R1-S0", "project.delete", t2("09:06"), device="D2"),
+        intent("R1b", "R1-S1", "project.delete", t2("09:06"), device="D1"),
+        intent("R1c", "R1-S1", "project.delete", t2("09:06"), device="D2"),
+    ], {"R1a": ("deny", "revoked"), "R1b": ("allow", "ok"),
+        "R1c": ("deny", "context_mismatch")}),
+    Case("R2 a repeated intent id is a duplicate, never a second allow", policy(), [
+        created("R2-S", t2("09:00")),
+        intent("T1", "R2-S", "payments.transfer", t2("09:10:00.000")),
+        intent("T1", "R2-S", "payments.transfer", t2("09:10:00.400")),
+    ], {"T1": ("allow", "ok"), "T1#2": ("deny", "duplicate_intent")}),
+    Case("R4 a password reset kills the user's sessions on every partition", policy(), [
+        created(CASE_R4_SESSIONS[0], t2("10:40"), user="U4"),
+        created(CASE_R4_SESSIONS[1], t2("10:50"), user="U4", device="D2"),
+        users_revoked("U4", t2("11:00"), "password_reset"),
+        intent("R4a", CASE_R4_SESSIONS[0], "account.delete", t2("11:00:01"), user="U4"),
+        intent("R4b", CASE_R4_SESSIONS[1], "account.delete", t2("11:00:01"), device="D2",
+               user="U4"),
+        created("R4c", t2("11:02"), user="U4"),
+        intent("R4c", "R4c", "account.delete", t2("11:02:30"), user="U4"),
+    ], {"R4a": ("deny", "revoked"), "R4b": ("deny", "revoked"), "R4c": ("allow", "ok")}),
+    Case("R4x the session that reset the password lives on, under its new id too", policy(), [
+        created("R4x-S", t2("10:45"), user="U4x"),
+        created("R4x-T", t2("10:45"), user="U4x"),
+        users_revoked("U4x", t2("11:00"), "password_reset", except_session_id="R4x-S"),
+        event("rotated", "R4x-S", t2("11:00"), new_session_id="R4x-S2"),
+        intent("R4xa", "R4x-S2", "account.delete", t2("11:00:01"), user="U4x"),
+        intent("R4xb", "R4x-T", "account.delete", t2("11:00:01"), user="U4x"),
+    ], {"R4xa": ("allow", "ok"), "R4xb": ("deny", "revoked")}),
+    Case("R5 a child of a revoked parent is born revoked", policy(), [
+        created("R5-P", t2("11:00")),
+        event("revoked", "R5-P", t2("12:00"), reason="admin"),
+        created("R5-C", t2("12:05"), parent_session_id="R5-P"),
+        intent("R5", "R5-C", "project.delete", t2("12:06")),
+    ], {"R5": ("deny", "revoked")}),
+    Case("R5x revoking a parent revokes its descendants", policy(), [
+        created("R5x-P", t2("11:00")),
+        created("R5x-C", t2("11:10"), parent_session_id="R5x-P"),
+        created("R5x-G", t2("11:20"), parent_session_id="R5x-C"),
+        intent("R5xa", "R5x-G", "project.delete", t2("11:30")),
+        event("revoked", "R5x-P", t2("12:00"), reason="admin"),
+        intent("R5xb", "R5x-G", "project.delete", t2("12:01")),
+        intent("R5xc", "R5x-C", "project.delete", t2("12:01")),
+    ], {"R5xa": ("allow", "ok"), "R5xb": ("deny", "revoked"), "R5xc": ("deny", "revoked")}),
+]
+ALL_CASES: list[Case] = CASES + REVOCATION_CASES

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from doublelock.errors import RejectedEvent
-from doublelock.events import Intent, Millis
+from doublelock.events import Intent, LifecycleEvent, Millis, Rotated, UserSessionsRevoked
 from doublelock.policy import Policy
-from doublelock.session import SessionState, apply
-from doublelock.verdict import Decision, Reason, decide, deny
+from doublelock.revocations import Revocations
+from doublelock.session import SessionState, apply, successor
+from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from workers.scenario import format_instant, read_scenario
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,45 @@ def _malformed_intent(number: int, obj: Any, detail: str, now: Millis,
                 text("action"), Reason.MALFORMED, now, policy, detail)
 
 
+class Replay:
+    """The worker's state in one process: sessions, cross-partition revocations and
+    the intents already decided, fed in the scenario's order."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.sessions: dict[str, SessionState] = {}
+        self.revocations = Revocations(policy)
+        self.decided: dict[tuple[str, str], Decision] = {}
+
+    def apply(self, event: LifecycleEvent) -> None:
+        """Raises RejectedEvent as the worker's sessions agent would."""
+        self.revocations.apply_lineage(event)  # the worker learns lineage from every partition
+        state = self.sessions.get(event.session_id)
+        new_state = apply(state, event, self.policy)
+        self.sessions[event.session_id] = new_state
+        if isinstance(event, Rotated) and state is not None:
+            heir = successor(state, event)
+            self.sessions[heir.session_id] = apply(self.sessions.get(heir.session_id), heir,
+                                                   self.policy)
+
+    def decide(self, intent: Intent, now: Millis, live: bool) -> Decision:
+        key = (intent.session_id, intent.intent_id)
+        first = self.decided.get(key)
+        if first is not None and is_duplicate(first, now, self.policy):
+            return deny_duplicate(intent, first, now, self.policy)
+        decision = decide(self.sessions.get(intent.session_id), intent, self.policy, now,
+                          live=live, revocations=self.revocations)
+        self.decided[key] = decision
+        return decision
+
+
 def replay(source: TextIO, policy: Policy) -> Iterator[tuple[int, Decision | RejectedEvent]]:
     """Decisions for the scenario's intents, and the lines it rejected, in order.
 
     Like the worker, an intent line that cannot be used still gets one decision:
     deny ``malformed``, at the time of the last usable line.
     """
-    sessions: dict[str, SessionState] = {}
+    state = Replay(policy)
     clock: Millis = 0
     for number, line, obj in read_scenario(source):
         if isinstance(line, RejectedEvent):
@@ -48,11 +81,12 @@ def replay(source: TextIO, policy: Policy) -> Iterator[tuple[int, Decision | Rej
             continue
         clock = max(clock, line.occurred_at if isinstance(line, Intent) else line.at)
         if isinstance(line, Intent):
-            state = sessions.get(line.session_id)
-            yield number, decide(state, line, policy, line.occurred_at, live=False)
+            yield number, state.decide(line, line.occurred_at, live=False)
+        elif isinstance(line, UserSessionsRevoked):
+            state.revocations.apply_user(line)
         else:
             try:
-                sessions[line.session_id] = apply(sessions.get(line.session_id), line, policy)
+                state.apply(line)
             except RejectedEvent as exc:
                 yield number, exc
 

@@ -2,6 +2,7 @@
 
     {"type": "session.created", "at": "2026-04-07T08:00:00Z", "session_id": "S1", ...}
     {"type": "intent", "at": "2026-04-07T08:21:00Z", "intent_id": "I1", ...}
+    {"type": "user.sessions_revoked", "at": "2026-04-07T09:00:00Z", "user_id": "U1", ...}
 
 Field names are the Avro records' own; ``at`` is the record's time (an intent's
 ``occurred_at``). Timestamps are ISO-8601 with an explicit offset.
@@ -19,17 +20,21 @@ from doublelock.errors import RejectedEvent
 from doublelock.events import (
     EVENT_TYPES,
     TYPE_NAMES,
+    USER_EVENT_TYPES,
     Intent,
     LifecycleEvent,
     Millis,
+    UserSessionsRevoked,
     validate_event,
     validate_intent,
+    validate_user_event,
 )
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
-TIME_FIELDS: Final = frozenset({"at", "auth_time", "expires_at", "occurred_at"})
-Line: TypeAlias = LifecycleEvent | Intent
+TIME_FIELDS: Final = frozenset({"at", "auth_time", "expires_at", "occurred_at", "created_at",
+                                "login_at", "last_activity", "ended_at"})
+Line: TypeAlias = LifecycleEvent | Intent | UserSessionsRevoked
 
 
 def parse_instant(name: str, value: Any) -> Millis:
@@ -61,6 +66,8 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
         cls = Intent
     elif kind in EVENT_TYPES:
         cls = EVENT_TYPES[str(kind)]
+    elif kind in USER_EVENT_TYPES:
+        cls = USER_EVENT_TYPES[str(kind)]
     else:
         raise RejectedEvent("unknown_schema", f"unknown type {kind!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -93,6 +100,8 @@ def parse_line(obj: Mapping[str, Any]) -> Line:
     line: Line = cls(**values)
     if isinstance(line, Intent):
         validate_intent(line)
+    elif isinstance(line, UserSessionsRevoked):
+        validate_user_event(line)
     else:
         validate_event(line)
     return line

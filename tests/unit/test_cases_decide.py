@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -12,19 +13,23 @@ import pytest
 
 from doublelock.errors import RejectedEvent
 from doublelock.policy import parse_policy
-from tests.cases import CASES, Case
+from aiokafka.partitioner import murmur2
+
+from tests.cases import ALL_CASES, CASE_R4_SESSIONS, CASES, Case, occurrence
 from workers.decide import replay
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
 def test_case_replay(case: Case) -> None:
     source = io.StringIO("".join(json.dumps(line) + "\n" for line in case.lines))
-    decisions, rejected = {}, []
+    decisions, rejected, seen = {}, [], Counter[str]()
     for number, result in replay(source, parse_policy(case.policy.encode())):
         if isinstance(result, RejectedEvent):
             rejected.append(number)
         else:
-            decisions[result.intent_id] = (result.verdict.value, result.reason.value)
+            seen[result.intent_id] += 1
+            key = occurrence(result.intent_id, seen[result.intent_id])
+            decisions[key] = (result.verdict.value, result.reason.value)
     assert decisions == case.expected
     assert rejected == case.rejected
 
@@ -72,3 +77,8 @@ def test_a_zero_ttl_policy_is_refused() -> None:
 
     with pytest.raises(PolicyError, match="longer than 0"):
         parse_policy(b'[decision]\nttl = "0s"\n')
+
+
+def test_the_password_reset_case_spans_two_partitions() -> None:
+    a, b = ((murmur2(sid.encode()) & 0x7FFFFFFF) % 4 for sid in CASE_R4_SESSIONS)
+    assert a != b

@@ -22,11 +22,14 @@ from doublelock.events import (
     Activity,
     Expired,
     Heartbeat,
+    Inherited,
     Intent,
     LoggedOut,
     Reauthenticated,
     Revoked,
+    Rotated,
     SessionCreated,
+    UserSessionsRevoked,
 )
 from doublelock.session import SessionState, Status
 from doublelock.verdict import Decision, Reason, Verdict
@@ -38,7 +41,8 @@ CURRENT_NAMES: Final = frozenset({
     "doublelock.session.Activity", "doublelock.session.Created", "doublelock.session.Expired",
     "doublelock.session.Heartbeat", "doublelock.session.LoggedOut",
     "doublelock.session.Reauthenticated", "doublelock.session.Revoked",
-    "doublelock.state.SessionState",
+    "doublelock.session.Rotated", "doublelock.session.Inherited",
+    "doublelock.user.SessionsRevoked", "doublelock.state.SessionState",
 })
 AT: Final = 1_775_548_800_000  # 2026-04-07T08:00:00Z
 ROUND_TRIP = settings(max_examples=150, deadline=None)
@@ -59,7 +63,8 @@ intents = st.builds(
 )
 lifecycle_events = st.one_of(
     st.builds(SessionCreated, session_id=text, at=longs, user_id=text, auth_time=longs,
-              auth_level=ints, ip=text, device_id=text, expires_at=maybe_long),
+              auth_level=ints, ip=text, device_id=text, expires_at=maybe_long,
+              parent_session_id=maybe_text),
     st.builds(Activity, session_id=text, at=longs, ip=maybe_text, device_id=maybe_text),
     st.builds(Heartbeat, session_id=text, at=longs),
     st.builds(Reauthenticated, session_id=text, at=longs, auth_time=longs, auth_level=ints,
@@ -67,20 +72,27 @@ lifecycle_events = st.one_of(
     st.builds(LoggedOut, session_id=text, at=longs),
     st.builds(Revoked, session_id=text, at=longs, reason=text),
     st.builds(Expired, session_id=text, at=longs),
+    st.builds(Rotated, session_id=text, at=longs, new_session_id=text),
+    st.builds(Inherited, session_id=text, at=longs, from_session_id=text, user_id=text,
+              created_at=longs, login_at=longs, auth_time=longs, auth_level=ints, ip=text,
+              device_id=text, last_activity=longs, status=text, expires_at=maybe_long,
+              ended_at=maybe_long, end_reason=maybe_text),
 )
+user_events = st.builds(UserSessionsRevoked, user_id=text, at=longs, reason=text,
+                        except_session_id=maybe_text)
 decisions = st.builds(
     Decision, intent_id=text, session_id=text, user_id=text, action=text,
     verdict=st.sampled_from(Verdict), reason=st.sampled_from(Reason), decided_at=longs,
     valid_until=longs, policy_version=text, session_age_ms=maybe_long, idle_ms=maybe_long,
-    reauth_age_ms=maybe_long, detail=text,
+    reauth_age_ms=maybe_long, detail=text, redelivery=st.booleans(),
 )
 session_states = st.builds(
     SessionState, session_id=text, user_id=text, login_at=longs, auth_time=longs,
     auth_level=ints, ip=text, device_id=text, last_activity=longs, expires_at=maybe_long,
     status=st.sampled_from(Status), ended_at=maybe_long, end_reason=maybe_text,
-    last_seen_ip=maybe_text, last_seen_device_id=maybe_text,
+    last_seen_ip=maybe_text, last_seen_device_id=maybe_text, created_at=maybe_long,
 )
-any_value = st.one_of(intents, lifecycle_events, decisions, session_states)
+any_value = st.one_of(intents, lifecycle_events, user_events, decisions, session_states)
 
 
 def sample_intent(**changes: Any) -> Intent:
@@ -105,6 +117,9 @@ SAMPLES: Final[list[Any]] = [
              1, 2, 3, "needs level 3"),
     SessionState("S1", "U1", AT, AT, 2, "203.0.113.7", "D1", AT, status=Status.REVOKED,
                  ended_at=AT, end_reason="admin"),
+    Rotated("S0", AT, "S1"),
+    Inherited("S1", AT, "S0", "U1", AT, AT, AT, 2, "203.0.113.7", "D1", AT, "active"),
+    UserSessionsRevoked("U1", AT, "password_reset", except_session_id="S1"),
 ]
 
 
@@ -438,3 +453,15 @@ def test_the_history_folder_is_found_wherever_the_schema_dir_lives(tmp_path: Pat
     codec = Codec(schema_dir=target)
     assert set(codec.names) == CURRENT_NAMES
     assert codec.decode(codec.encode(sample_intent())) == sample_intent()
+
+
+@pytest.mark.parametrize("index", [1, 8, 9], ids=["created", "decision", "state"])
+def test_what_0_1_wrote_still_decodes_with_the_shipped_history(index: int) -> None:
+    # Sessions tables and decisions topics written by 0.1 must survive the upgrade.
+    value = SAMPLES[index]
+    stem = {1: "session.created", 8: "decision", 9: "session_state"}[index]
+    old = json.loads((SCHEMA_DIR / "history" / f"{stem}.v1.avsc").read_text())
+    known = {f["name"] for f in old["fields"]}
+    record = {k: v for k, v in as_record(value).items() if k in known}
+    assert CODEC.decode(_written_with(old, record)) == value
+    assert CODEC.encode(value) != _written_with(old, record)  # the current writer differs

@@ -1,0 +1,129 @@
+"""What kills a session from outside its own history: a user-wide revocation, or the
+revocation of a session it descends from.
+
+Both cross partitions (a user's sessions, a parent and its children, hash apart),
+so the worker keeps one ``Revocations`` fed by every partition of the ``users`` and
+``sessions`` topics; the ``decide`` replay keeps one fed by the scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from doublelock.events import (
+    LifecycleEvent,
+    Millis,
+    Revoked,
+    Rotated,
+    SessionCreated,
+    UserSessionsRevoked,
+)
+from doublelock.policy import Policy
+from doublelock.session import SessionState
+
+# Lineage deeper than this is not followed (and is not a real login history).
+MAX_DEPTH: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    parent: str
+    at: Millis
+    rotation: bool  # the same login under a new id, not a session minted from it
+
+
+class Revocations:
+    """User not-befores and session lineage, pruned once nothing they touch can live."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._users: dict[str, list[UserSessionsRevoked]] = {}
+        self._links: dict[str, Link] = {}  # child → its parent
+        self._children: dict[str, int] = {}  # parent → how many links name it
+        self._revoked: dict[str, Revoked] = {}
+
+    def __len__(self) -> int:
+        return sum(map(len, self._users.values())) + len(self._links) + len(self._revoked)
+
+    def apply_user(self, event: UserSessionsRevoked) -> None:
+        known = self._users.setdefault(event.user_id, [])
+        if event not in known:
+            known.append(event)
+
+    def apply_lineage(self, event: LifecycleEvent) -> None:
+        """Learn from a lifecycle event; those that touch no lineage are ignored."""
+        if isinstance(event, SessionCreated) and event.parent_session_id:
+            self._link(event.session_id, Link(event.parent_session_id, event.at, False))
+        elif isinstance(event, Rotated):
+            self._link(event.new_session_id, Link(event.session_id, event.at, True))
+        elif isinstance(event, Revoked) and event.session_id not in self._revoked:
+            self._revoked[event.session_id] = event
+
+    def _link(self, child: str, link: Link) -> None:
+        if child in self._links:
+            return  # the first parent stands: a later claim cannot rewrite lineage
+        self._links[child] = link
+        self._children[link.parent] = self._children.get(link.parent, 0) + 1
+
+    def lineage(self, session_id: str) -> Iterator[tuple[str, Link]]:
+        """(ancestor, the link that leads to it), nearest first; cycle-safe."""
+        seen = {session_id}
+        current = session_id
+        for _ in range(MAX_DEPTH):
+            link = self._links.get(current)
+            if link is None or link.parent in seen:
+                return
+            yield link.parent, link
+            seen.add(link.parent)
+            current = link.parent
+
+    def revoked_by(self, state: SessionState) -> str | None:
+        """Why the session is dead though its own state says alive, or None."""
+        # The ids the session has had: a rotation keeps the login, so the session
+        # that made a user-wide change stays excepted under its new id.
+        own_ids, same_login = {state.session_id}, True
+        for ancestor, link in self.lineage(state.session_id):
+            revoked = self._revoked.get(ancestor)
+            if revoked is not None:
+                return f"ancestor session {ancestor} revoked ({revoked.reason})"
+            same_login = same_login and link.rotation
+            if same_login:
+                own_ids.add(ancestor)
+        for event in self._users.get(state.user_id, ()):
+            if state.born_at < event.at and event.except_session_id not in own_ids:
+                return f"all sessions of the user revoked ({event.reason})"
+        return None
+
+    def prune(self, now: Millis) -> int:
+        """Forget what no living session can be touched by; the count forgotten.
+
+        A session dies one absolute timeout after its login at the latest, and it
+        logs in before it is created, linked or rotated: so a user revocation, a link
+        and a revocation older than that touch only dead sessions, once no younger
+        link still leads through them.
+        """
+        horizon = now - self.policy.absolute_timeout
+        before = len(self)
+        for user, events in list(self._users.items()):
+            kept = [e for e in events if e.at > horizon]
+            if kept:
+                self._users[user] = kept
+            else:
+                del self._users[user]
+        for child, link in list(self._links.items()):
+            if link.at <= horizon and not self._children.get(child):
+                del self._links[child]
+                self._forget_child_of(link.parent)
+        for session_id, event in list(self._revoked.items()):
+            if event.at <= horizon and not self._children.get(session_id):
+                del self._revoked[session_id]
+        return before - len(self)
+
+    def _forget_child_of(self, parent: str) -> None:
+        left = self._children[parent] - 1
+        if left:
+            self._children[parent] = left
+        else:
+            del self._children[parent]
