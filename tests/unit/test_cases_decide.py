@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections import Counter
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import murmur2
 
 from doublelock.errors import RejectedEvent
 from doublelock.policy import parse_policy
-from aiokafka.partitioner import murmur2
-
 from tests.cases import ALL_CASES, CASE_R4_SESSIONS, CASES, Case, occurrence
 from workers.decide import replay
 
