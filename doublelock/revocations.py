@@ -67,6 +67,11 @@ class Revocations:
         self._links[child] = link
         self._children[link.parent] = self._children.get(link.parent, 0) + 1
 
+    def rotated_from(self, session_id: str) -> str | None:
+        """The id this one replaced, if it came from a rotation."""
+        link = self._links.get(session_id)
+        return link.parent if link is not None and link.rotation else None
+
     def lineage(self, session_id: str) -> Iterator[tuple[str, Link]]:
         """(ancestor, the link that leads to it), nearest first; cycle-safe."""
         seen = {session_id}

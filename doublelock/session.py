@@ -136,14 +136,24 @@ def apply(state: SessionState | None, event: LifecycleEvent, policy: Policy) -> 
         return replace(state, status=Status.EXPIRED, ended_at=event.at)
     if isinstance(event, Rotated):
         return replace(state, status=Status.ROTATED, ended_at=event.at,
-                       end_reason=f"rotated to {event.new_session_id}")
+                       end_reason=_rotated_to(event.new_session_id))
     raise TypeError(f"not a lifecycle event: {event!r}")
 
 
+def _rotated_to(new_session_id: str) -> str:
+    return f"rotated to {new_session_id}"
+
+
 def successor(state: SessionState, event: Rotated) -> Inherited:
-    """What ``event.new_session_id`` inherits: the clocks and the binding of the state
-    before the rotation, dead already if that was (a second rotation of one id
-    hands on a dead session)."""
+    """What ``event.new_session_id`` inherits: the clocks and the binding of the
+    session, dead already if it was dead before this rotation (a second rotation of
+    one id hands on a dead session).
+
+    ``state`` may be the one before the rotation or the one after it (a record
+    applied again after a crash): rotated by this very event, it hands on the live
+    session it was."""
+    if state.status is Status.ROTATED and state.end_reason == _rotated_to(event.new_session_id):
+        state = replace(state, status=Status.ACTIVE, ended_at=None, end_reason=None)
     return Inherited(
         session_id=event.new_session_id, at=event.at, from_session_id=state.session_id,
         user_id=state.user_id, created_at=state.born_at, login_at=state.login_at,

@@ -1,12 +1,15 @@
-"""The Faust topology: two co-partitioned topics, one sessions table, two agents.
+"""The Faust topology: three co-partitioned topics, two tables, a global view.
 
     sessions ──apply_lifecycle──▶ sessions table (changelog: <app_id>-sessions-changelog)
-    intents ───decide_intents───▶ decisions, ClickHouse (and deadletter on bad input)
+    users ─────check_user_events─▶ (deadletter on bad input)
+    users + every sessions partition ──▶ global view: user revocations, lineage
+    intents ───decide_intents────▶ decisions, decided table, ClickHouse
 
-Both agents run with concurrency 1 (faust #606); only the sessions agent writes the
-table, the intents agent's per-intent tasks only read it. Nothing lets an exception escape:
-an exception in a Faust agent would still ack the event, so every failure becomes
-a deny ``malformed`` (for an intent) and a dead letter with its cause.
+Every agent runs with concurrency 1 (faust #606); only the sessions agent writes the
+sessions table, the intents agent's per-intent tasks read it and write ``decided``.
+Nothing lets an exception escape: an exception in a Faust agent would still ack the
+event, so every failure becomes a deny ``malformed`` (for an intent) and a dead
+letter with its cause.
 """
 
 from __future__ import annotations
@@ -15,21 +18,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from dashboards.store import Source, Store, decision_row, rejection_row
 from doublelock.errors import RejectedEvent
-from doublelock.events import Intent, Millis, validate_event, validate_intent
+from doublelock.events import Intent, Millis, Rotated
 from doublelock.policy import Policy
-from doublelock.session import SessionState, apply
-from doublelock.verdict import Decision, Reason, decide, deny
+from doublelock.revocations import Revocations
+from doublelock.session import SessionState, apply, successor
+from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from schemas.codec import Codec
+from streams.admission import Admission
 from streams.barrier import BrokerClient, SessionsBarrier
+from streams.global_view import GlobalView
 from streams.metrics import Metrics
 from streams.sink import ClickHouseSink
 from streams.transport import LowLatencyTransport
@@ -71,13 +76,29 @@ class Worker:
     metrics: Metrics
     sink: ClickHouseSink
     barrier: SessionsBarrier
+    global_view: GlobalView
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one intent record leads to: the decision to emit, the decision whose row
+    is stored (None: none is), and a rejection row."""
+
+    decision: Decision
+    stored: Decision | None
+    intent: Intent | None = None
+    rejection: list[Any] | None = None
 
 
 def build_app(
-    settings: Settings, policy: Policy, store: Store, clock: Clock = wall_clock
+    settings: Settings, policy: Policy, store: Store, clock: Clock = wall_clock,
+    users_partitions: int | None = None,
 ) -> Worker:
+    """``users_partitions``: the users topic's count if not ``settings.partitions``
+    (it need not be co-partitioned)."""
     topics = settings.topics
     codec = Codec(max_payload=settings.max_payload_bytes)
+    admission = Admission(codec, settings.partitions, settings.max_payload_bytes, clock)
     app = EnforcementApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -102,21 +123,34 @@ def build_app(
         broker_commit_interval=max(settings.flush_interval_ms / 1000, 0.2),
     )
 
-    def raw_topic(name: str) -> faust.TopicT:
-        # Keys are session ids as bytes, values Avro single-object payloads.
+    def raw_topic(name: str, partitions: int = settings.partitions) -> faust.TopicT:
+        # Keys are session (or user) ids as bytes, values Avro single-object payloads.
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=settings.partitions)
+                         value_serializer="raw", partitions=partitions)
+
+    def raw_table(name: str) -> Any:
+        table: Any = app.Table(name, partitions=settings.partitions, key_type=bytes,
+                               value_type=bytes)
+        # Faust picks "json" for any non-Model type; the values are Avro bytes. Set
+        # before the store and the changelog topic are made (on first use).
+        table.key_serializer = table.value_serializer = "raw"
+        return table
 
     intents_topic, sessions_topic = raw_topic(topics.intents), raw_topic(topics.sessions)
+    users_topic = raw_topic(topics.users, users_partitions or settings.partitions)
     decisions_topic, deadletter_topic = raw_topic(topics.decisions), raw_topic(topics.deadletter)
-    table: Any = app.Table("sessions", partitions=settings.partitions, key_type=bytes,
-                           value_type=bytes)
-    # Faust picks "json" for any non-Model type; the values are Avro SessionState
-    # bytes. Set before the store and the changelog topic are made (on first use).
-    table.key_serializer = table.value_serializer = "raw"
+    sessions = raw_table("sessions")
+    # (session id, intent id) → the first decision and the offset of its record.
+    decided = raw_table("decided")
     metrics = Metrics()
     sink = ClickHouseSink(store, app.producer.flush, settings.flush_rows,
                           settings.flush_interval_ms / 1000)
+    revocations = Revocations(policy)
+    global_view = GlobalView(
+        settings.bootstrap,
+        {topics.users: users_partitions or settings.partitions,
+         topics.sessions: settings.partitions},
+        admission, revocations, clock)
 
     async def start_offset(tp: TP) -> int:
         committed = _consumer(app)._committed_offset.get(tp)  # set by seek_to_committed
@@ -125,7 +159,10 @@ def build_app(
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
     broker = BrokerClient(settings.bootstrap)
-    barrier = SessionsBarrier(topics.intents, topics.sessions, broker, start_offset)
+    barrier = SessionsBarrier(topics.intents, topics.sessions, broker, start_offset,
+                              global_view)
+    grace_s = settings.grace_ms / 1000
+    budget_s = settings.barrier_timeout_ms / 1000 + grace_s
 
     async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
         """Produce without ever raising into an agent: a failed send is logged and
@@ -159,95 +196,153 @@ def build_app(
                     source.offset, kind, error)
         return rejection_row(source, kind, error, len(message.value or b""), now)
 
-    def session_key(session_id: str, message: Any) -> bytes:
-        key = session_id.encode()
-        if message.key != key:
-            # Co-partitioning rests on the key: a wrong one could put the record on
-            # another partition than its session's state.
-            raise RejectedEvent("malformed", f"record key {_short(message.key)} is not the "
-                                "session_id")
-        expected = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
-        if message.partition != expected:
-            # Another partitioner (librdkafka's crc32, say): a revoke here would never
-            # meet its session. Reject it loudly rather than lose it quietly.
-            raise RejectedEvent("malformed", f"on partition {message.partition}, but the "
-                                f"default (murmur2) partitioner puts this key on {expected}")
-        return key
-
-    def check_size(message: Any) -> None:
-        size = len(message.key or b"") + len(message.value or b"")
-        if size > settings.max_payload_bytes:
-            raise RejectedEvent("oversized", f"{size} bytes > limit of "
-                                f"{settings.max_payload_bytes}")
+    async def reject(message: Any, exc: Exception) -> None:
+        if isinstance(exc, RejectedEvent):
+            row = await dead_letter(message, exc.kind, exc.message)
+        else:  # never let one record stop the worker
+            log.exception("record %s@%d failed", message.tp, message.offset)
+            row = await dead_letter(message, "internal_error", repr(exc))
+        sink.add(None, row, None)
 
     @app.agent(sessions_topic, concurrency=1)
     async def apply_lifecycle(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             try:
-                check_size(message)
-                lifecycle = codec.decode_lifecycle(message.value)
-                validate_event(lifecycle, now=clock())
-                key = session_key(lifecycle.session_id, message)
-                raw_state = table.get(key)
+                lifecycle, key = admission.lifecycle(message)
+                raw_state = sessions.get(key)
                 state = None if raw_state is None else codec.decode(raw_state)
                 new_state = apply(state, lifecycle, policy)
                 if new_state is not state:
-                    table[key] = codec.encode(new_state)
+                    sessions[key] = codec.encode(new_state)
+                if isinstance(lifecycle, Rotated) and state is not None:
+                    # The new id hashes to a partition of its own: hand the login on
+                    # through the topic, to whichever worker owns that partition.
+                    heir = successor(state, lifecycle)
+                    await send(sessions_topic, heir.session_id.encode(), codec.encode(heir))
                 metrics.applied += 1
-            except RejectedEvent as exc:
-                row = await dead_letter(message, exc.kind, exc.message)
-                sink.add(None, row, None)
-            except Exception as exc:  # never let one record stop the worker
-                log.exception("lifecycle record %s@%d failed", message.tp, message.offset)
-                row = await dead_letter(message, "internal_error", repr(exc))
-                sink.add(None, row, None)
+            except Exception as exc:
+                await reject(message, exc)
             finally:
                 barrier.applied(message.partition, message.offset)
 
-    async def decide_one(message: Any) -> tuple[Decision, Intent | None, list[Any] | None]:
+    @app.agent(users_topic, concurrency=1)
+    async def check_user_events(stream: faust.StreamT[bytes]) -> None:
+        # The global view applies them, in every worker; the partition's owner alone
+        # dead-letters the unusable ones, so that each is rejected once.
+        async for event in stream.events():
+            try:
+                admission.user_event(event.message)
+                metrics.applied += 1
+            except Exception as exc:
+                await reject(event.message, exc)
+
+    # Intents being decided right now, by dedupe key: a duplicate arriving meanwhile
+    # waits for the first decision instead of racing it.
+    pending: dict[bytes, tuple[int, asyncio.Future[Decision | None]]] = {}
+
+    def duplicate(message: Any, intent: Intent, first: Decision | None) -> Outcome:
+        now = clock()
+        if first is None:  # the first attempt failed; this one is refused all the same
+            decision = deny(intent.intent_id, intent.session_id, intent.user_id,
+                            intent.action, Reason.DUPLICATE_INTENT, now, policy,
+                            "intent id already being decided")
+        else:
+            decision = deny_duplicate(intent, first, now, policy)
+        source = Source(message.topic, message.partition, message.offset)
+        # The first decision stands and keeps its row; the attempt is kept as a rejection.
+        row = rejection_row(source, "duplicate_intent", decision.detail,
+                            len(message.value or b""), now)
+        return Outcome(decision, None, intent, row)
+
+    def again(message: Any, intent: Intent, first: Decision) -> Outcome:
+        """The same record delivered again (after a crash, a rebalance): the same answer."""
+        metrics.redelivered += 1
+        return Outcome(replace(first, redelivery=True), first, intent)
+
+    async def decide_one(message: Any, received: float) -> Outcome:
         intent = None
         try:
-            check_size(message)
-            intent = codec.decode_intent(message.value)
-            validate_intent(intent, now=clock())
-            key = session_key(intent.session_id, message)
+            intent = admission.intent(message)
+            key = admission.intent_key(intent, message)
         except RejectedEvent as exc:
             row = await dead_letter(message, exc.kind, exc.message)
             if intent is not None and intent.intent_id:  # it decoded: answer it by name
-                return deny(intent.intent_id[:200], intent.session_id[:200],
-                            intent.user_id[:200], intent.action[:200], Reason.MALFORMED,
-                            clock(), policy, exc.message), None, row
-            undecodable = _undecodable(message, Reason.MALFORMED, exc.message, clock(), policy)
-            return undecodable, None, row
+                decision = deny(intent.intent_id[:200], intent.session_id[:200],
+                                intent.user_id[:200], intent.action[:200], Reason.MALFORMED,
+                                clock(), policy, exc.message)
+            else:
+                decision = _undecodable(message, Reason.MALFORMED, exc.message, clock(),
+                                        policy)
+            return Outcome(decision, decision, None, row)
+        # From the lookup to the reservation nothing awaits: tasks start in the
+        # order their records arrived, so the first of two duplicates reserves first.
+        dedupe_key = key + b"\0" + intent.intent_id.encode()
+        seen = decided.get(dedupe_key)
+        if seen is not None:
+            offset, first = _read_decided(codec, seen)
+            if offset == message.offset:
+                return again(message, intent, first)
+            if is_duplicate(first, clock(), policy):
+                return duplicate(message, intent, first)
+        running = pending.get(dedupe_key)
+        if running is not None:
+            offset, future = running
+            first_or_none = await asyncio.shield(future)
+            if offset == message.offset and first_or_none is not None:
+                return again(message, intent, first_or_none)
+            return duplicate(message, intent, first_or_none)
+        future = asyncio.get_running_loop().create_future()
+        pending[dedupe_key] = (message.offset, future)
+        fresh: Decision | None = None
+        try:
+            fresh = await decide_fresh(message, intent, key, received)
+            decided[dedupe_key] = codec.encode_record("doublelock.state.DecidedIntent", {
+                "offset": message.offset, "decision": codec.encode(fresh)})
+        finally:
+            del pending[dedupe_key]
+            future.set_result(fresh)
+        return Outcome(fresh, fresh, intent)
+
+    async def decide_fresh(message: Any, intent: Intent, key: bytes,
+                           received: float) -> Decision:
         waiting = time.monotonic()
-        caught_up = await barrier.wait(message.partition, message.offset,
-                                       settings.barrier_timeout_ms / 1000)
+        caught_up = await barrier.wait(message.partition, message.offset, budget_s,
+                                       not_before=received + grace_s)
         metrics.timed(metrics.barrier_ms, waiting)
         if not caught_up:
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
                         Reason.STATE_UNAVAILABLE, clock(), policy,
-                        "sessions state not caught up in time"), intent, None
-        raw_state = table.get(key)
+                        "sessions state not caught up in time")
+        raw_state = sessions.get(key)
+        if raw_state is None and revocations.rotated_from(intent.session_id) is not None:
+            # Rotated a moment ago: the login it inherits is on its way from the old
+            # id's partition. Wait for it within the budget; else unknown_session.
+            deadline = received + budget_s
+            while raw_state is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+                raw_state = sessions.get(key)
         state: SessionState | None = None if raw_state is None else codec.decode(raw_state)
-        return decide(state, intent, policy, clock()), intent, None
+        return decide(state, intent, policy, clock(), revocations=revocations)
 
     async def handle_intent(event: Any) -> None:
         message = event.message
         received = time.monotonic()
-        intent: Intent | None = None
-        rejection = None
         try:
-            decision, intent, rejection = await decide_one(message)
+            outcome = await decide_one(message, received)
         except Exception as exc:  # the core or an adapter broke: deny, keep going
             log.exception("intent %s@%d failed", message.tp, message.offset)
             rejection = await dead_letter(message, "internal_error", repr(exc))
             decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
+            outcome = Outcome(decision, decision, None, rejection)
+        decision = outcome.decision
         await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
         metrics.timed(metrics.decide_ms, received)
         metrics.record_decision(decision.verdict.value, decision.reason.value)
         source = Source(message.topic, message.partition, message.offset)
-        sink.add(decision_row(decision, intent, source), rejection, event)
+        row = None if outcome.stored is None else decision_row(outcome.stored, outcome.intent,
+                                                                source)
+        sink.add(row, outcome.rejection, event)
         if sink.due:
             await sink.flush()
         await sink.backpressure()
@@ -267,7 +362,7 @@ def build_app(
         # barrier never stops this agent from draining the intents buffer: a full
         # buffer would stall Faust's delivery of the sessions records the barrier
         # waits for. Tasks copy the context, so each keeps its own current event
-        # (the table reads its partition from it).
+        # (the tables read and write its partition from it).
         manual_acks = stream.noack()  # acked by the sink, once stored
         async for event in manual_acks.events():
             await waiting.acquire()
@@ -275,10 +370,25 @@ def build_app(
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_global_view() -> None:
+        while True:
+            try:
+                await global_view.start()
+                return
+            except Exception:  # the barrier denies state_unavailable meanwhile
+                log.exception("global view could not start; trying again")
+                await global_view.stop()
+                await asyncio.sleep(1.0)
+
     @app.timer(max(settings.flush_interval_ms / 1000, 0.05))  # type: ignore[untyped-decorator]
     async def flush_sink() -> None:
         if sink.due:
             await sink.flush()
+
+    @app.timer(60.0)  # type: ignore[untyped-decorator]
+    async def prune_revocations() -> None:
+        revocations.prune(clock())
 
     @app.timer(settings.report_interval_ms / 1000)  # type: ignore[untyped-decorator]
     async def report() -> None:
@@ -288,6 +398,7 @@ def build_app(
             high = app.consumer.highwater(tp)
             read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
+        metrics.revocations = len(revocations)
         log.info("worker: %s", metrics.summary(lag))
 
     @app.on_partitions_revoked.connect
@@ -297,19 +408,21 @@ def build_app(
 
     async def before_stop() -> None:
         if in_flight:  # each ends within the barrier's budget
-            await asyncio.wait(list(in_flight), timeout=settings.barrier_timeout_ms / 1000 + 5)
+            await asyncio.wait(list(in_flight), timeout=budget_s + 5)
         await sink.flush()
         await broker.close()
+        await global_view.stop()
         log.info("worker stopping: %s", metrics.summary(0))
 
     app.before_stop = before_stop
 
-    return Worker(app, metrics, sink, barrier)
+    return Worker(app, metrics, sink, barrier, global_view)
 
 
-def _short(value: bytes | None, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(value or b'')} bytes)"
+def _read_decided(codec: Codec, data: bytes) -> tuple[int, Decision]:
+    _, record = codec.decode_record(data)
+    decision = codec.decode(record["decision"])
+    return int(record["offset"]), decision
 
 
 def _consumer(app: faust.App) -> Any:

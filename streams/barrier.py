@@ -1,12 +1,16 @@
-"""Lifecycle before intent: decide only once the sessions table is caught up.
+"""Lifecycle before intent: decide only once the state is caught up.
 
 Faust serves the ``intents`` and ``sessions`` partitions with no order between
 them. Rule: every lifecycle event the broker appended before it appended an intent
 is applied to the state before that intent is decided. So before deciding an
-intent from partition p the worker knows an end offset of ``sessions`` partition p
-read after the intent was appended (ListOffsets) and waits until the table has
-applied everything below it. If that takes longer than the budget, the caller
-denies with ``state_unavailable``: fail closed, never guess.
+intent from partition p the worker reads end offsets after the intent was appended
+(ListOffsets) and waits until the sessions table has applied ``sessions`` partition
+p below its end, and the global view has read every partition of ``users`` and
+``sessions`` below theirs. If that takes longer than the budget, the caller denies
+with ``state_unavailable``: fail closed, never guess.
+
+With a grace period, the ends are read no sooner than ``grace`` after the intent
+arrived, so a revoke appended up to then still wins.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from aiokafka import AIOKafkaConsumer
@@ -37,6 +42,24 @@ class BrokerView(Protocol):
 
     async def last_record(self, tp: TP, start: int, end: int,
                           timeout_s: float) -> int | None: ...
+
+
+class GlobalProgress(Protocol):
+    @property
+    def partitions(self) -> list[TP]: ...
+
+    def reached(self, ends: Mapping[TP, int]) -> asyncio.Future[None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """One refresh's view of a partition: intents below ``intents_end`` were appended
+    before every end here was read."""
+
+    intents_end: int
+    sessions_end: int
+    global_ends: Mapping[TP, int]
+    read_at: float  # time.monotonic() when the refresh began
 
 
 class BrokerClient:
@@ -106,14 +129,14 @@ class SessionsBarrier:
     """
 
     def __init__(self, intents_topic: str, sessions_topic: str, broker: BrokerView,
-                 start_offset: StartOffset) -> None:
+                 start_offset: StartOffset, global_view: GlobalProgress) -> None:
         self.intents_topic = intents_topic
         self.sessions_topic = sessions_topic
         self._broker = broker
         self._start_offset = start_offset
+        self._global = global_view
         self._applied_next: dict[int, int] = {}
-        # partition → (intents end, sessions end) from one refresh
-        self._horizon: dict[int, tuple[int, int]] = {}
+        self._horizon: dict[int, Horizon] = {}
         # partition → heap of (sessions offset needed, tiebreak, future)
         self._waiters: dict[int, list[tuple[int, int, asyncio.Future[None]]]] = {}
         self._tiebreak = itertools.count()
@@ -154,29 +177,43 @@ class SessionsBarrier:
         await asyncio.shield(self._refreshing)
 
     async def _read_ends(self, partition: int) -> None:
-        # Intents first, sessions second: every intent below the intents end was
-        # appended before the sessions end was read, so each lifecycle event
-        # appended before such an intent lies below the sessions end. One refresh
-        # serves every intent already fetched, whatever the batch.
+        # Intents first, the rest second: every intent below the intents end was
+        # appended before the other ends were read, so each lifecycle or user event
+        # appended before such an intent lies below them. One refresh serves every
+        # intent already fetched, whatever the batch.
+        global_tps = self._global.partitions
+        if not global_tps:
+            await asyncio.sleep(0.01)  # the global view has not started: nothing to wait for
+            return
         partitions = sorted({*self._horizon, partition})
+        read_at = time.monotonic()
         intents = await self._broker.end_offsets([TP(self.intents_topic, p) for p in partitions])
-        sessions = await self._broker.end_offsets([TP(self.sessions_topic, p) for p in partitions])
+        ends = await self._broker.end_offsets(
+            {*global_tps, *(TP(self.sessions_topic, p) for p in partitions)})
         self.refreshes += 1
+        global_ends = {tp: ends[tp] for tp in global_tps}
         for p in partitions:
-            self._horizon[p] = (intents[TP(self.intents_topic, p)],
-                                sessions[TP(self.sessions_topic, p)])
+            self._horizon[p] = Horizon(intents[TP(self.intents_topic, p)],
+                                       ends[TP(self.sessions_topic, p)], global_ends, read_at)
 
-    async def _caught_up(self, partition: int, offset: int) -> None:
+    async def _caught_up(self, partition: int, offset: int, not_before: float) -> None:
         horizon = self._horizon.get(partition)
-        while horizon is None or offset >= horizon[0]:
-            # A refresh already under way may predate this intent or miss its partition.
+        while horizon is None or offset >= horizon.intents_end or horizon.read_at < not_before:
+            # A refresh already under way may predate this intent (or its grace) or
+            # miss its partition.
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             await self._refresh(partition)
             horizon = self._horizon.get(partition)
+        await self._sessions_applied(partition, horizon.sessions_end)
+        await self._global.reached(horizon.global_ends)
+
+    async def _sessions_applied(self, partition: int, needed: int) -> None:
         if partition not in self._applied_next:
             # Nothing applied since assignment: the consumer starts at its committed
             # offset, or the log start for a new group.
             self._advance(partition, await self._start_offset(TP(self.sessions_topic, partition)))
-        needed = horizon[1]
         if self._applied_next[partition] >= needed:
             return
         future = asyncio.get_running_loop().create_future()
@@ -209,14 +246,18 @@ class SessionsBarrier:
         self._gaps[partition] = (max(first, last + 1), end)
         self._advance(partition, first)
 
-    async def wait(self, partition: int, offset: int, timeout_s: float) -> bool:
-        """True once the intent at ``offset`` of ``partition`` may be decided."""
+    async def wait(self, partition: int, offset: int, timeout_s: float,
+                   not_before: float = 0.0) -> bool:
+        """True once the intent at ``offset`` of ``partition`` may be decided; the
+        ends it waits for are read no sooner than ``not_before`` (time.monotonic())."""
         try:
-            await asyncio.wait_for(self._caught_up(partition, offset), timeout_s)
+            await asyncio.wait_for(self._caught_up(partition, offset, not_before), timeout_s)
         except (TimeoutError, KeyError) as exc:
-            log.warning("sessions[%d] applied up to %s, needed %s: not caught up in %.0f ms%s",
-                        partition, self._applied_next.get(partition),
-                        self._horizon.get(partition, (None, None))[1], timeout_s * 1000,
+            horizon = self._horizon.get(partition)
+            log.warning("sessions[%d] applied up to %s, needed %s (or the global view is "
+                        "behind): not caught up in %.0f ms%s", partition,
+                        self._applied_next.get(partition),
+                        None if horizon is None else horizon.sessions_end, timeout_s * 1000,
                         f" ({exc!r})" if isinstance(exc, KeyError) else "")
             return False
         return True

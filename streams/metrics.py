@@ -15,6 +15,8 @@ class Metrics:
     applied: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     send_failures: int = 0
+    redelivered: int = 0  # decisions re-emitted for records delivered again
+    revocations: int = 0  # the global view's size: user revocations, links, revoked
     # Per interval, in ms: the barrier's wait, and intent received → decision produced.
     barrier_ms: list[float] = field(default_factory=list)
     decide_ms: list[float] = field(default_factory=list)
@@ -42,7 +44,8 @@ class Metrics:
         self.barrier_ms, self.decide_ms = [], []
         return (f"decided={self.decided} ({rate:.1f}/s) blocked[{blocked}] "
                 f"lifecycle_applied={self.applied} rejected[{rejected}] "
-                f"send_failures={self.send_failures} intents_lag={lag} {timings}")
+                f"send_failures={self.send_failures} redelivered={self.redelivered} "
+                f"revocations={self.revocations} intents_lag={lag} {timings}")
 
 
 def _percentiles(samples: list[float]) -> str:

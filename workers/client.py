@@ -8,13 +8,13 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from doublelock.errors import ServiceError
-from doublelock.events import Intent, LifecycleEvent
+from doublelock.events import Intent, LifecycleEvent, UserSessionsRevoked
 from doublelock.verdict import Decision
 from schemas.codec import Codec
 from workers.settings import Settings
@@ -31,6 +31,10 @@ class Publisher:
 
     def lifecycle(self, event: LifecycleEvent) -> Any:
         return self.producer.send(self.topics.sessions, key=event.session_id.encode(),
+                                  value=self.codec.encode(event))
+
+    def user_event(self, event: UserSessionsRevoked) -> Any:
+        return self.producer.send(self.topics.users, key=event.user_id.encode(),
                                   value=self.codec.encode(event))
 
     def intent(self, intent: Intent) -> Any:
@@ -83,13 +87,22 @@ class DecisionReader:
                 yield self.codec.decode(record.value)
 
     def wait_for(self, intent_ids: Iterable[str], timeout_s: float) -> dict[str, Decision]:
-        """Decisions for these intents; returns what arrived before the timeout."""
-        wanted, found = set(intent_ids), dict[str, Decision]()
+        """The first decision for each of these intents; what arrived before the timeout."""
+        found = self.gather({i: 1 for i in intent_ids}, timeout_s)
+        return {i: decisions[0] for i, decisions in found.items()}
+
+    def gather(self, counts: Mapping[str, int], timeout_s: float) -> dict[str, list[Decision]]:
+        """Up to ``counts[i]`` decisions for intent id i, in the order they came."""
+        found: dict[str, list[Decision]] = {}
         deadline = time.monotonic() + timeout_s
-        while wanted - found.keys() and time.monotonic() < deadline:
+
+        def short() -> bool:
+            return any(len(found.get(i, ())) < n for i, n in counts.items())
+
+        while short() and time.monotonic() < deadline:
             for decision in self.poll():
-                if decision.intent_id in wanted:
-                    found[decision.intent_id] = decision
+                if decision.intent_id in counts:
+                    found.setdefault(decision.intent_id, []).append(decision)
         return found
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ class Topics:
     sessions: str
     decisions: str
     deadletter: str
+    users: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -45,6 +46,7 @@ class Settings:
     clickhouse_dsn: str = ""  # empty means chdb:///<data_dir>/clickhouse
     table_store: str = "auto"  # auto: rocksdb:// when rocksdict is installed, else memory://
     barrier_timeout_ms: int = 250
+    grace_ms: int = 0  # a revoke appended up to this long after an intent still wins
     flush_interval_ms: int = 500
     flush_rows: int = 1000
     max_payload_bytes: int = 64 * 1024

@@ -18,14 +18,18 @@ log = logging.getLogger(__name__)
 def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create missing topics; return each topic's partition count."""
     topics = settings.topics
-    names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter]
+    # User revocations are few and each matters for one absolute timeout, whatever
+    # the policy says it is: keep them (docs/OPERATIONS.md).
+    configs = {topics.users: {"retention.ms": "-1"}}
+    names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter, topics.users]
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
     except KafkaError as exc:
         raise ServiceError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, settings.partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, settings.partitions, 1, topic_configs=configs.get(n, {}))
+                   for n in names if n not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
