@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Final, TypeAlias
 
 from doublelock.errors import RejectedEvent
 from doublelock.events import (
@@ -162,3 +163,50 @@ def successor(state: SessionState, event: Rotated) -> Inherited:
         status=state.status.value, expires_at=state.expires_at, ended_at=state.ended_at,
         end_reason=state.end_reason,
     )
+
+
+# Events held for a session not created yet; past this only one that ends it is.
+MAX_EARLY: Final = 32
+_ENDINGS: Final = (LoggedOut, Revoked, Expired, Rotated)
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """Events for a session that does not exist yet, held in its place.
+
+    The broker may hand a session's events over before its state: the new id of a
+    rotation is created by the worker after the app already uses it, and an app may
+    publish a logout before the login it ends. They are applied, in order, once the
+    session is created, so a logout or a revoke that came first still wins.
+    """
+
+    session_id: str
+    events: tuple[LifecycleEvent, ...]
+
+
+Slot: TypeAlias = SessionState | Early | None
+
+
+def step(slot: Slot, event: LifecycleEvent, policy: Policy) -> tuple[Slot, RejectedEvent | None]:
+    """What a session's table slot becomes after ``event``, and the rejection to
+    report (an event for a session not created yet is held *and* reported)."""
+    creates = isinstance(event, (SessionCreated, Inherited))
+    if isinstance(slot, Early):
+        if not creates:
+            full = len(slot.events) >= MAX_EARLY
+            ended = any(isinstance(e, _ENDINGS) for e in slot.events)
+            if full and (ended or not isinstance(event, _ENDINGS)):
+                return slot, _not_yet(event)  # bounded; an ending, once held, is enough
+            return Early(slot.session_id, (*slot.events, event)), _not_yet(event)
+        state = apply(None, event, policy)
+        for early in slot.events:
+            state = apply(state, early, policy)
+        return state, None
+    if slot is None and not creates:
+        return Early(event.session_id, (event,)), _not_yet(event)
+    return apply(slot, event, policy), None
+
+
+def _not_yet(event: LifecycleEvent) -> RejectedEvent:
+    return RejectedEvent("unknown_session", f"{event.session_id!r} was never created (the "
+                         "event is held: it applies if the session is created)")

@@ -39,7 +39,7 @@ from doublelock.events import (
     SessionCreated,
     UserSessionsRevoked,
 )
-from doublelock.session import SessionState, Status
+from doublelock.session import Early, SessionState, Status
 from doublelock.verdict import Decision, Reason, Verdict
 
 MAGIC: Final = b"\xc3\x01"
@@ -93,6 +93,7 @@ RECORD_TYPES: Final[Mapping[str, type]] = {
     "doublelock.Intent": Intent,
     "doublelock.Decision": Decision,
     "doublelock.state.SessionState": SessionState,
+    "doublelock.state.EarlyEvents": Early,
 }
 RECORD_NAMES: Final[Mapping[type, str]] = {cls: name for name, cls in RECORD_TYPES.items()}
 LIFECYCLE_TYPES: Final = frozenset(EVENT_TYPES.values())
@@ -165,6 +166,9 @@ class Codec:
     # -- core values -------------------------------------------------------
     def encode(self, value: Any) -> bytes:
         name = RECORD_NAMES[type(value)]
+        if isinstance(value, Early):
+            return self.encode_record(name, {"session_id": value.session_id,
+                                             "events": [self.encode(e) for e in value.events]})
         record = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         for key, item in record.items():
             if isinstance(item, Enum):
@@ -182,6 +186,11 @@ class Codec:
                 record["reason"] = Reason(record["reason"])
             elif cls is SessionState:
                 record["status"] = Status(record["status"])
+            elif cls is Early:
+                try:
+                    record["events"] = tuple(self.decode_lifecycle(e) for e in record["events"])
+                except RejectedEvent as exc:
+                    raise ValueError(f"a held event: {exc}") from exc
             return cls(**record)
         except (TypeError, ValueError) as exc:
             raise RejectedEvent("malformed", f"{name}: {exc}") from exc

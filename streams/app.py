@@ -29,7 +29,7 @@ from doublelock.errors import RejectedEvent
 from doublelock.events import Intent, Millis, Rotated
 from doublelock.policy import Policy
 from doublelock.revocations import Revocations
-from doublelock.session import SessionState, apply, successor
+from doublelock.session import SessionState, step, successor
 from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from schemas.codec import Codec
 from streams.admission import Admission
@@ -210,16 +210,18 @@ def build_app(
             message = event.message
             try:
                 lifecycle, key = admission.lifecycle(message)
-                raw_state = sessions.get(key)
-                state = None if raw_state is None else codec.decode(raw_state)
-                new_state = apply(state, lifecycle, policy)
-                if new_state is not state:
-                    sessions[key] = codec.encode(new_state)
-                if isinstance(lifecycle, Rotated) and state is not None:
+                raw_slot = sessions.get(key)
+                slot = None if raw_slot is None else codec.decode(raw_slot)
+                new_slot, held = step(slot, lifecycle, policy)
+                if new_slot is not slot:
+                    sessions[key] = codec.encode(new_slot)
+                if isinstance(lifecycle, Rotated) and isinstance(slot, SessionState):
                     # The new id hashes to a partition of its own: hand the login on
                     # through the topic, to whichever worker owns that partition.
-                    heir = successor(state, lifecycle)
+                    heir = successor(slot, lifecycle)
                     await send(sessions_topic, heir.session_id.encode(), codec.encode(heir))
+                if held is not None:
+                    raise held  # kept for when the session shows up, and reported now
                 metrics.applied += 1
             except Exception as exc:
                 await reject(message, exc)
@@ -314,15 +316,14 @@ def build_app(
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,
                         Reason.STATE_UNAVAILABLE, clock(), policy,
                         "sessions state not caught up in time")
-        raw_state = sessions.get(key)
-        if raw_state is None and revocations.rotated_from(intent.session_id) is not None:
+        state = _state(codec, sessions.get(key))
+        if state is None and revocations.rotated_from(intent.session_id) is not None:
             # Rotated a moment ago: the login it inherits is on its way from the old
             # id's partition. Wait for it within the budget; else unknown_session.
             deadline = received + budget_s
-            while raw_state is None and time.monotonic() < deadline:
+            while state is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
-                raw_state = sessions.get(key)
-        state: SessionState | None = None if raw_state is None else codec.decode(raw_state)
+                state = _state(codec, sessions.get(key))
         return decide(state, intent, policy, clock(), revocations=revocations)
 
     async def handle_intent(event: Any) -> None:
@@ -417,6 +418,12 @@ def build_app(
     app.before_stop = before_stop
 
     return Worker(app, metrics, sink, barrier, global_view)
+
+
+def _state(codec: Codec, raw: bytes | None) -> SessionState | None:
+    """The session in a table slot; None if it is not created (yet)."""
+    slot = None if raw is None else codec.decode(raw)
+    return slot if isinstance(slot, SessionState) else None
 
 
 def _read_decided(codec: Codec, data: bytes) -> tuple[int, Decision]:

@@ -15,7 +15,7 @@ from doublelock.errors import RejectedEvent
 from doublelock.events import Intent, LifecycleEvent, Millis, Rotated, UserSessionsRevoked
 from doublelock.policy import Policy
 from doublelock.revocations import Revocations
-from doublelock.session import SessionState, apply, successor
+from doublelock.session import Early, SessionState, step, successor
 from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from workers.scenario import format_instant, read_scenario
 
@@ -39,28 +39,34 @@ class Replay:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.sessions: dict[str, SessionState] = {}
+        self.sessions: dict[str, SessionState | Early] = {}
         self.revocations = Revocations(policy)
         self.decided: dict[tuple[str, str], Decision] = {}
 
     def apply(self, event: LifecycleEvent) -> None:
         """Raises RejectedEvent as the worker's sessions agent would."""
         self.revocations.apply_lineage(event)  # the worker learns lineage from every partition
-        state = self.sessions.get(event.session_id)
-        new_state = apply(state, event, self.policy)
-        self.sessions[event.session_id] = new_state
-        if isinstance(event, Rotated) and state is not None:
-            heir = successor(state, event)
-            self.sessions[heir.session_id] = apply(self.sessions.get(heir.session_id), heir,
-                                                   self.policy)
+        slot = self.sessions.get(event.session_id)
+        new_slot, held = step(slot, event, self.policy)
+        if new_slot is not None:
+            self.sessions[event.session_id] = new_slot
+        if isinstance(event, Rotated) and isinstance(slot, SessionState):
+            heir = successor(slot, event)
+            heir_slot, _ = step(self.sessions.get(heir.session_id), heir, self.policy)
+            if heir_slot is not None:
+                self.sessions[heir.session_id] = heir_slot
+        if held is not None:
+            raise held
 
     def decide(self, intent: Intent, now: Millis, live: bool) -> Decision:
         key = (intent.session_id, intent.intent_id)
         first = self.decided.get(key)
         if first is not None and is_duplicate(first, now, self.policy):
             return deny_duplicate(intent, first, now, self.policy)
-        decision = decide(self.sessions.get(intent.session_id), intent, self.policy, now,
-                          live=live, revocations=self.revocations)
+        slot = self.sessions.get(intent.session_id)
+        state = slot if isinstance(slot, SessionState) else None
+        decision = decide(state, intent, self.policy, now, live=live,
+                          revocations=self.revocations)
         self.decided[key] = decision
         return decision
 

@@ -31,7 +31,7 @@ from doublelock.events import (
     SessionCreated,
     UserSessionsRevoked,
 )
-from doublelock.session import SessionState, Status
+from doublelock.session import Early, SessionState, Status
 from doublelock.verdict import Decision, Reason, Verdict
 from schemas.codec import MAGIC, RECORD_NAMES, SCHEMA_DIR, Codec, fingerprint64
 
@@ -43,6 +43,7 @@ CURRENT_NAMES: Final = frozenset({
     "doublelock.session.Reauthenticated", "doublelock.session.Revoked",
     "doublelock.session.Rotated", "doublelock.session.Inherited",
     "doublelock.user.SessionsRevoked", "doublelock.state.SessionState",
+    "doublelock.state.EarlyEvents", "doublelock.state.DecidedIntent",
 })
 AT: Final = 1_775_548_800_000  # 2026-04-07T08:00:00Z
 ROUND_TRIP = settings(max_examples=150, deadline=None)
@@ -120,6 +121,7 @@ SAMPLES: Final[list[Any]] = [
     Rotated("S0", AT, "S1"),
     Inherited("S1", AT, "S0", "U1", AT, AT, AT, 2, "203.0.113.7", "D1", AT, "active"),
     UserSessionsRevoked("U1", AT, "password_reset", except_session_id="S1"),
+    Early("S9", (Activity("S9", AT), LoggedOut("S9", AT + 1))),
 ]
 
 
@@ -213,12 +215,13 @@ def test_header_is_magic_and_little_endian_crc64_of_the_canonical_form(path: Pat
     canonical = to_parsing_canonical_form(fastavro.parse_schema(raw, _write_hint=False))
     name = f"{raw['namespace']}.{raw['name']}"
     value = next((v for v in SAMPLES if RECORD_NAMES[type(v)] == name), None)
-    if value is not None:
-        data = CODEC.encode(value)
-    else:
-        data = CODEC.encode_record(name, {
-            "source_topic": "t", "partition": 0, "offset": 0, "payload": b"",
-            "kind": "malformed", "error": "", "rejected_at": AT})
+    records: dict[str, dict[str, Any]] = {  # the records with no core value
+        "doublelock.DeadLetter": {"source_topic": "t", "partition": 0, "offset": 0,
+                                  "payload": b"", "kind": "malformed", "error": "",
+                                  "rejected_at": AT},
+        "doublelock.state.DecidedIntent": {"offset": 7, "decision": CODEC.encode(SAMPLES[8])},
+    }
+    data = CODEC.encode(value) if value is not None else CODEC.encode_record(name, records[name])
     assert data[:2] == b"\xc3\x01" == MAGIC
     assert data[2:10].hex() == fingerprint(canonical, "CRC-64-AVRO")
     assert data[2:10] == struct.pack("<Q", fingerprint64(canonical.encode()))
