@@ -35,6 +35,7 @@ StartOffset = Callable[[TP], Awaitable[int]]
 # How long the barrier waits for the agent before it looks whether the offsets it
 # waits for hold records at all (a transaction marker is an offset with none).
 PROBE_AFTER_S: Final = 0.02
+END_OFFSETS_TIMEOUT_S: Final = 1.0
 
 
 class BrokerView(Protocol):
@@ -66,30 +67,33 @@ class BrokerClient:
     """The broker as the barrier needs it, on the worker's own loop.
 
     Faust's consumer answers such calls from its fetch thread, between fetches,
-    which can take longer than the whole barrier budget; a client of our own
-    (aiokafka, Faust's transport) answers in a round trip. It reads committed
-    data only, as the worker does.
+    which can take longer than the whole barrier budget; clients of our own
+    (aiokafka, Faust's transport) answer in a round trip. They read committed data
+    only, as the worker does. End offsets and range scans use a client each, so a
+    slow scan never holds up the refresh every waiting intent needs.
     """
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._client: AIOKafkaConsumer | None = None
-        self._lock = asyncio.Lock()  # one client: one request at a time
+        self._clients: dict[str, AIOKafkaConsumer] = {}
+        self._locks = {"offsets": asyncio.Lock(), "scan": asyncio.Lock()}
 
-    async def _started(self) -> AIOKafkaConsumer:
-        if self._client is None:
+    async def _client(self, role: str) -> AIOKafkaConsumer:
+        if role not in self._clients:
             client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
-                                      enable_auto_commit=False, client_id="doublelock-barrier",
+                                      enable_auto_commit=False,
+                                      client_id=f"doublelock-barrier-{role}",
                                       isolation_level="read_committed")
             await client.start()
-            self._client = client
-        return self._client
+            self._clients[role] = client
+        return self._clients[role]
 
     async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]:
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        async with self._lock:
-            client = await self._started()
-            ends = await client.end_offsets(wanted)
+        async with self._locks["offsets"]:
+            client = await self._client("offsets")
+            # Bounded: a refresh that hangs would hold every intent until its budget.
+            ends = await asyncio.wait_for(client.end_offsets(wanted), END_OFFSETS_TIMEOUT_S)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def last_record(self, tp: TP, start: int, end: int,
@@ -99,25 +103,30 @@ class BrokerClient:
 
         Transaction markers and aborted records take offsets but are never
         delivered: the offsets after the last real record hold nothing to wait for."""
-        atp = TopicPartition(tp.topic, tp.partition)
-        last = start - 1
-        async with self._lock:
-            client = await self._started()
-            client.assign([atp])
-            client.seek(atp, start)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                batch = await client.getmany(atp, timeout_ms=20)
-                offsets = [int(r.offset) for r in batch.get(atp, ()) if r.offset < end]
-                last = max([last, *offsets])
-                if await client.position(atp) >= end:
-                    return last
+        try:
+            async with self._locks["scan"]:
+                client = await self._client("scan")
+                return await asyncio.wait_for(self._scan(client, tp, start, end), timeout_s)
+        except TimeoutError:
             return None
 
+    @staticmethod
+    async def _scan(client: AIOKafkaConsumer, tp: TP, start: int, end: int) -> int:
+        atp = TopicPartition(tp.topic, tp.partition)
+        last = start - 1
+        client.assign([atp])
+        client.seek(atp, start)
+        while True:
+            batch = await client.getmany(atp, timeout_ms=20)
+            offsets = [int(r.offset) for r in batch.get(atp, ()) if r.offset < end]
+            last = max([last, *offsets])
+            if await client.position(atp) >= end:
+                return last
+
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.stop()
-            self._client = None
+        for client in self._clients.values():
+            await client.stop()
+        self._clients.clear()
 
 
 class SessionsBarrier:
@@ -145,6 +154,8 @@ class SessionsBarrier:
         self._refreshing: asyncio.Future[None] | None = None
         self._looks: dict[int, asyncio.Future[None]] = {}
         self.refreshes = 0
+        self.timeouts = 0
+        self._last_warning = 0.0
 
     def applied(self, partition: int, offset: int) -> None:
         """The sessions agent has applied (or dead-lettered) this record."""
@@ -253,11 +264,16 @@ class SessionsBarrier:
         try:
             await asyncio.wait_for(self._caught_up(partition, offset, not_before), timeout_s)
         except (TimeoutError, KeyError) as exc:
-            horizon = self._horizon.get(partition)
-            log.warning("sessions[%d] applied up to %s, needed %s (or the global view is "
-                        "behind): not caught up in %.0f ms%s", partition,
-                        self._applied_next.get(partition),
-                        None if horizon is None else horizon.sessions_end, timeout_s * 1000,
-                        f" ({exc!r})" if isinstance(exc, KeyError) else "")
+            self.timeouts += 1
+            now = time.monotonic()
+            if now - self._last_warning >= 1.0:  # a lagging partition fails thousands
+                self._last_warning = now
+                horizon = self._horizon.get(partition)
+                log.warning("sessions[%d] applied up to %s, needed %s (or the global view is "
+                            "behind): not caught up in %.0f ms%s; %d such intents so far",
+                            partition, self._applied_next.get(partition),
+                            None if horizon is None else horizon.sessions_end,
+                            timeout_s * 1000,
+                            f" ({exc!r})" if isinstance(exc, KeyError) else "", self.timeouts)
             return False
         return True
