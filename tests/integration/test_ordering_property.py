@@ -12,6 +12,7 @@ before it, at the worker's ``decided_at``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -110,10 +111,8 @@ def _run(program: list[tuple[Any, ...]], publisher: Publisher, decisions: Decisi
 
     def lifecycle(event: Any) -> None:
         publisher.lifecycle(event).get(timeout=10)
-        try:
+        with contextlib.suppress(RejectedEvent):  # held or refused, as the worker does
             reference.apply(event)
-        except RejectedEvent:
-            pass
 
     prelude = [("create", i, "U1", None) for i in range(3)]
     for step in prelude + program:
