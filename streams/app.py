@@ -309,8 +309,9 @@ def build_app(
     async def decide_fresh(message: Any, intent: Intent, key: bytes,
                            received: float) -> Decision:
         waiting = time.monotonic()
-        caught_up = await barrier.wait(message.partition, message.offset, budget_s,
-                                       not_before=received + grace_s)
+        # Without grace, any refresh that saw this intent's offset will do.
+        caught_up = await barrier.wait(message.partition, message.offset, budget_s, received,
+                                       not_before=received + grace_s if grace_s else 0.0)
         metrics.timed(metrics.barrier_ms, waiting)
         if not caught_up:
             return deny(intent.intent_id, intent.session_id, intent.user_id, intent.action,

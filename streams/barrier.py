@@ -36,6 +36,9 @@ StartOffset = Callable[[TP], Awaitable[int]]
 # waits for hold records at all (a transaction marker is an offset with none).
 PROBE_AFTER_S: Final = 0.02
 END_OFFSETS_TIMEOUT_S: Final = 1.0
+# Refreshes at once: enough that an intent seldom waits out one that began before it,
+# few enough that a burst costs a handful of ListOffsets, not one per intent.
+MAX_REFRESHES: Final = 3
 
 
 class BrokerView(Protocol):
@@ -63,6 +66,13 @@ class Horizon:
     read_at: float  # time.monotonic() when the refresh began
 
 
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    future: asyncio.Future[None]
+    started: float  # time.monotonic()
+    partitions: frozenset[int]
+
+
 class BrokerClient:
     """The broker as the barrier needs it, on the worker's own loop.
 
@@ -76,7 +86,7 @@ class BrokerClient:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._clients: dict[str, AIOKafkaConsumer] = {}
-        self._locks = {"offsets": asyncio.Lock(), "scan": asyncio.Lock()}
+        self._locks = {"start": asyncio.Lock(), "scan": asyncio.Lock()}
 
     async def _client(self, role: str) -> AIOKafkaConsumer:
         if role not in self._clients:
@@ -90,10 +100,11 @@ class BrokerClient:
 
     async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]:
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        async with self._locks["offsets"]:
+        async with self._locks["start"]:
             client = await self._client("offsets")
-            # Bounded: a refresh that hangs would hold every intent until its budget.
-            ends = await asyncio.wait_for(client.end_offsets(wanted), END_OFFSETS_TIMEOUT_S)
+        # Refreshes may overlap: ListOffsets requests need no lock. Bounded: a refresh
+        # that hangs would hold every intent until its budget.
+        ends = await asyncio.wait_for(client.end_offsets(wanted), END_OFFSETS_TIMEOUT_S)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def last_record(self, tp: TP, start: int, end: int,
@@ -105,7 +116,8 @@ class BrokerClient:
         delivered: the offsets after the last real record hold nothing to wait for."""
         try:
             async with self._locks["scan"]:
-                client = await self._client("scan")
+                async with self._locks["start"]:
+                    client = await self._client("scan")
                 return await asyncio.wait_for(self._scan(client, tp, start, end), timeout_s)
         except TimeoutError:
             return None
@@ -151,7 +163,8 @@ class SessionsBarrier:
         self._tiebreak = itertools.count()
         # partition → (a, b): offsets a..b-1 hold no record, so reaching a is reaching b
         self._gaps: dict[int, tuple[int, int]] = {}
-        self._refreshing: asyncio.Future[None] | None = None
+        self._refreshing: _Refresh | None = None
+        self._in_flight = 0
         self._looks: dict[int, asyncio.Future[None]] = {}
         self.refreshes = 0
         self.timeouts = 0
@@ -180,14 +193,30 @@ class SessionsBarrier:
             if not future.done():
                 future.set_result(None)
 
-    async def _refresh(self, partition: int) -> None:
-        """Join the refresh under way, or start one; intents waiting together share it."""
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._read_ends(partition))
+    async def _refresh(self, partition: int, since: float) -> None:
+        """Join the newest refresh if it began at ``since`` or later and reads this
+        partition; else start one beside it. Intents waiting together share one,
+        and an intent never waits out a refresh that began before it arrived."""
+        latest = self._refreshing
+        stale = (latest is None or latest.started < since or partition not in latest.partitions
+                 or latest.future.done())
+        if stale and (latest is None or latest.future.done()
+                      or self._in_flight < MAX_REFRESHES):
+            partitions = sorted({*self._horizon, partition})
+            started = time.monotonic()
+            latest = _Refresh(asyncio.ensure_future(self._read_ends(partitions, started)),
+                              started, frozenset(partitions))
+            self._refreshing = latest
+            self._in_flight += 1
+            latest.future.add_done_callback(self._refresh_done)
+        assert latest is not None
         # Shielded: one waiter's timeout must not cancel the others' refresh.
-        await asyncio.shield(self._refreshing)
+        await asyncio.shield(latest.future)
 
-    async def _read_ends(self, partition: int) -> None:
+    def _refresh_done(self, _: asyncio.Future[None]) -> None:
+        self._in_flight -= 1
+
+    async def _read_ends(self, partitions: list[int], read_at: float) -> None:
         # Intents first, the rest second: every intent below the intents end was
         # appended before the other ends were read, so each lifecycle or user event
         # appended before such an intent lies below them. One refresh serves every
@@ -196,26 +225,28 @@ class SessionsBarrier:
         if not global_tps:
             await asyncio.sleep(0.01)  # the global view has not started: nothing to wait for
             return
-        partitions = sorted({*self._horizon, partition})
-        read_at = time.monotonic()
         intents = await self._broker.end_offsets([TP(self.intents_topic, p) for p in partitions])
         ends = await self._broker.end_offsets(
             {*global_tps, *(TP(self.sessions_topic, p) for p in partitions)})
         self.refreshes += 1
         global_ends = {tp: ends[tp] for tp in global_tps}
         for p in partitions:
-            self._horizon[p] = Horizon(intents[TP(self.intents_topic, p)],
-                                       ends[TP(self.sessions_topic, p)], global_ends, read_at)
+            current = self._horizon.get(p)
+            if current is None or current.read_at <= read_at:  # refreshes may overtake
+                self._horizon[p] = Horizon(intents[TP(self.intents_topic, p)],
+                                           ends[TP(self.sessions_topic, p)], global_ends,
+                                           read_at)
 
-    async def _caught_up(self, partition: int, offset: int, not_before: float) -> None:
+    async def _caught_up(self, partition: int, offset: int, arrived: float,
+                         not_before: float) -> None:
         horizon = self._horizon.get(partition)
         while horizon is None or offset >= horizon.intents_end or horizon.read_at < not_before:
-            # A refresh already under way may predate this intent (or its grace) or
-            # miss its partition.
+            # The newest refresh may predate this intent (or its grace) or miss its
+            # partition.
             wait = not_before - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await self._refresh(partition)
+            await self._refresh(partition, max(arrived, not_before))
             horizon = self._horizon.get(partition)
         await self._sessions_applied(partition, horizon.sessions_end)
         await self._global.reached(horizon.global_ends)
@@ -257,12 +288,14 @@ class SessionsBarrier:
         self._gaps[partition] = (max(first, last + 1), end)
         self._advance(partition, first)
 
-    async def wait(self, partition: int, offset: int, timeout_s: float,
+    async def wait(self, partition: int, offset: int, timeout_s: float, arrived: float,
                    not_before: float = 0.0) -> bool:
-        """True once the intent at ``offset`` of ``partition`` may be decided; the
-        ends it waits for are read no sooner than ``not_before`` (time.monotonic())."""
+        """True once the intent at ``offset`` of ``partition``, received by the worker
+        at ``arrived``, may be decided; the ends it waits for are read no sooner than
+        ``not_before`` (both time.monotonic())."""
         try:
-            await asyncio.wait_for(self._caught_up(partition, offset, not_before), timeout_s)
+            await asyncio.wait_for(self._caught_up(partition, offset, arrived, not_before),
+                                   timeout_s)
         except (TimeoutError, KeyError) as exc:
             self.timeouts += 1
             now = time.monotonic()
