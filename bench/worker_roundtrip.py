@@ -22,7 +22,7 @@ import uuid
 from doublelock.events import Intent, SessionCreated
 from workers.client import DecisionReader, Publisher, wait_until_deciding
 from workers.settings import Settings
-from workers.topics import ensure_topics
+from workers.topics import delete_topics, ensure_topics
 
 
 def now_ms() -> int:
@@ -113,6 +113,7 @@ def main() -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+        delete_topics(settings, {f"bench-{run}"})
     # The worker's own view, per 5 s: barrier wait and receive → produce, in ms.
     print("worker summaries (every 5 s):")
     with open(f"{data_dir}/worker.log", errors="replace") as log_lines:

@@ -17,6 +17,7 @@ import pytest
 
 from workers.broker import Broker
 from workers.settings import Settings
+from workers.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,21 +88,8 @@ def start_worker(broker: Settings, tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in workers:
         worker.stop()
-    _delete_topics(broker, {w.env["DOUBLELOCK_APP_ID"] for w in workers})
-
-
-def _delete_topics(broker: Settings, runs: set[str]) -> None:
-    """Drop the topics the test's workers used (theirs and their changelogs), so a
-    broker kept between runs does not pile up thousands of partitions."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    try:
-        doomed = [t for t in admin.list_topics() if any(t.startswith(r) for r in runs)]
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
+    # Their topics and changelogs all start with the app id.
+    delete_topics(broker, {w.env["DOUBLELOCK_APP_ID"] for w in workers})
 
 
 def _wait_ready(worker: RunningWorker, timeout: float = 90.0) -> None:

@@ -61,3 +61,16 @@ def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, in
         if all(counts.get(n) for n in names) or time.monotonic() > deadline:
             return counts
         time.sleep(0.1)
+
+
+def delete_topics(settings: Settings, prefixes: set[str]) -> None:
+    """Delete every topic whose name starts with one of ``prefixes`` (tests and
+    benchmarks drop theirs, so a broker kept between runs does not pile up
+    thousands of partitions)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        doomed = [t for t in admin.list_topics() if any(t.startswith(p) for p in prefixes)]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
