@@ -34,6 +34,7 @@ from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, i
 from schemas.codec import Codec
 from streams.admission import Admission
 from streams.barrier import BrokerClient, SessionsBarrier
+from streams.decided import DecidedIntents, dedupe_key
 from streams.global_view import GlobalView
 from streams.metrics import Metrics
 from streams.sink import ClickHouseSink
@@ -140,8 +141,8 @@ def build_app(
     users_topic = raw_topic(topics.users, users_partitions or settings.partitions)
     decisions_topic, deadletter_topic = raw_topic(topics.decisions), raw_topic(topics.deadletter)
     sessions = raw_table("sessions")
-    # (session id, intent id) → the first decision and the offset of its record.
-    decided = raw_table("decided")
+    decided = DecidedIntents(raw_table("decided"), codec, policy.dedupe_window,
+                             settings.partitions, clock)
     metrics = Metrics()
     sink = ClickHouseSink(store, app.producer.flush, settings.flush_rows,
                           settings.flush_interval_ms / 1000)
@@ -279,15 +280,15 @@ def build_app(
             return Outcome(decision, decision, None, row)
         # From the lookup to the reservation nothing awaits: tasks start in the
         # order their records arrived, so the first of two duplicates reserves first.
-        dedupe_key = key + b"\0" + intent.intent_id.encode()
-        seen = decided.get(dedupe_key)
+        key_of_intent = dedupe_key(key, intent.intent_id)
+        seen = decided.first(key_of_intent)
         if seen is not None:
-            offset, first = _read_decided(codec, seen)
+            offset, first = seen
             if offset == message.offset:
                 return again(message, intent, first)
             if is_duplicate(first, clock(), policy):
                 return duplicate(message, intent, first)
-        running = pending.get(dedupe_key)
+        running = pending.get(key_of_intent)
         if running is not None:
             offset, future = running
             first_or_none = await asyncio.shield(future)
@@ -295,14 +296,14 @@ def build_app(
                 return again(message, intent, first_or_none)
             return duplicate(message, intent, first_or_none)
         future = asyncio.get_running_loop().create_future()
-        pending[dedupe_key] = (message.offset, future)
+        pending[key_of_intent] = (message.offset, future)
         fresh: Decision | None = None
         try:
             fresh = await decide_fresh(message, intent, key, received)
-            decided[dedupe_key] = codec.encode_record("doublelock.state.DecidedIntent", {
-                "offset": message.offset, "decision": codec.encode(fresh)})
+            # Durable before it is emitted: a redelivery must find it.
+            await decided.record(key_of_intent, message.partition, message.offset, fresh)
         finally:
-            del pending[dedupe_key]
+            del pending[key_of_intent]
             future.set_result(fresh)
         return Outcome(fresh, fresh, intent)
 
@@ -392,6 +393,13 @@ def build_app(
     async def prune_revocations() -> None:
         revocations.prune(clock())
 
+    @app.timer(min(60.0, max(1.0, policy.dedupe_window / 4000)))  # type: ignore[untyped-decorator]
+    async def expire_decided() -> None:
+        if metrics.decided:  # recovery is over once intents are decided
+            assigned = {tp.partition for tp in app.consumer.assignment()
+                        if tp.topic == topics.intents}
+            await decided.sweep(assigned)
+
     @app.timer(settings.report_interval_ms / 1000)  # type: ignore[untyped-decorator]
     async def report() -> None:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic == topics.intents]
@@ -401,6 +409,7 @@ def build_app(
             read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
         metrics.revocations = len(revocations)
+        metrics.expired = decided.deleted
         log.info("worker: %s", metrics.summary(lag))
 
     @app.on_partitions_revoked.connect
@@ -425,12 +434,6 @@ def _state(codec: Codec, raw: bytes | None) -> SessionState | None:
     """The session in a table slot; None if it is not created (yet)."""
     slot = None if raw is None else codec.decode(raw)
     return slot if isinstance(slot, SessionState) else None
-
-
-def _read_decided(codec: Codec, data: bytes) -> tuple[int, Decision]:
-    _, record = codec.decode_record(data)
-    decision = codec.decode(record["decision"])
-    return int(record["offset"]), decision
 
 
 def _consumer(app: faust.App) -> Any:

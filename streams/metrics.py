@@ -17,6 +17,7 @@ class Metrics:
     send_failures: int = 0
     redelivered: int = 0  # decisions re-emitted for records delivered again
     revocations: int = 0  # the global view's size: user revocations, links, revoked
+    expired: int = 0  # decided intents forgotten once their dedupe window passed
     # Per interval, in ms: the barrier's wait, and intent received → decision produced.
     barrier_ms: list[float] = field(default_factory=list)
     decide_ms: list[float] = field(default_factory=list)
@@ -45,7 +46,8 @@ class Metrics:
         return (f"decided={self.decided} ({rate:.1f}/s) blocked[{blocked}] "
                 f"lifecycle_applied={self.applied} rejected[{rejected}] "
                 f"send_failures={self.send_failures} redelivered={self.redelivered} "
-                f"revocations={self.revocations} intents_lag={lag} {timings}")
+                f"revocations={self.revocations} decided_expired={self.expired} "
+                f"intents_lag={lag} {timings}")
 
 
 def _percentiles(samples: list[float]) -> str:
