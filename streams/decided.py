@@ -58,7 +58,12 @@ class DecidedIntents:
         raw = self.codec.encode_record(RECORD, {"offset": offset,
                                                 "decision": self.codec.encode(decision)})
         self.table.data[key] = raw  # the local store, in this event's partition
-        await self.table.send_changelog(partition, key, raw)
+        # Straight to the producer (Faust's send_soon queues behind a buffer task),
+        # then wait for the broker's acknowledgement.
+        sent = await self.table.changelog_topic.send(
+            key=key, value=raw, partition=partition, key_serializer="raw",
+            value_serializer="raw", callback=self.table._on_changelog_sent, force=True)
+        await sent
         self._due.append((decision.decided_at + self.window, key))
 
     async def sweep(self, assigned: Collection[int]) -> int:
