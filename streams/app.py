@@ -26,15 +26,16 @@ from faust.types import TP
 
 from dashboards.store import Source, Store, decision_row, rejection_row
 from doublelock.errors import RejectedEvent
-from doublelock.events import Intent, Millis, Rotated
+from doublelock.events import HOUR, Intent, Millis, Rotated
 from doublelock.policy import Policy
 from doublelock.revocations import Revocations
-from doublelock.session import SessionState, step, successor
+from doublelock.session import Early, SessionState, step, successor
 from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from schemas.codec import Codec
-from streams.admission import Admission
+from streams.admission import Admission, partition_of
 from streams.barrier import BrokerClient, SessionsBarrier
 from streams.decided import DecidedIntents, dedupe_key
+from streams.expiry import Expiry
 from streams.global_view import GlobalView
 from streams.metrics import Metrics
 from streams.sink import ClickHouseSink
@@ -141,6 +142,17 @@ def build_app(
     users_topic = raw_topic(topics.users, users_partitions or settings.partitions)
     decisions_topic, deadletter_topic = raw_topic(topics.decisions), raw_topic(topics.deadletter)
     sessions = raw_table("sessions")
+
+    def forget_at(slot: SessionState | Early) -> Millis:
+        # Kept a while past its last possible moment (an hour, or one absolute timeout
+        # if shorter), so that late attempts are still reported as expired, not
+        # unknown; held events for an absolute timeout.
+        if isinstance(slot, SessionState):
+            return slot.absolute_end(policy) + min(HOUR, policy.absolute_timeout)
+        return max(e.at for e in slot.events) + policy.absolute_timeout
+
+    sessions_expiry = Expiry("sessions", sessions, lambda raw: forget_at(codec.decode(raw)),
+                             lambda key: partition_of(key, settings.partitions), clock)
     decided = DecidedIntents(raw_table("decided"), codec, policy.dedupe_window,
                              settings.partitions, clock)
     metrics = Metrics()
@@ -216,6 +228,8 @@ def build_app(
                 new_slot, held = step(slot, lifecycle, policy)
                 if new_slot is not slot:
                     sessions[key] = codec.encode(new_slot)
+                    if not isinstance(slot, SessionState) and new_slot is not None:
+                        sessions_expiry.track(key, forget_at(new_slot))  # born or held
                 if isinstance(lifecycle, Rotated) and isinstance(slot, SessionState):
                     # The new id hashes to a partition of its own: hand the login on
                     # through the topic, to whichever worker owns that partition.
@@ -393,12 +407,18 @@ def build_app(
     async def prune_revocations() -> None:
         revocations.prune(clock())
 
+    def assigned(topic: str) -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
     @app.timer(min(60.0, max(1.0, policy.dedupe_window / 4000)))  # type: ignore[untyped-decorator]
     async def expire_decided() -> None:
         if metrics.decided:  # recovery is over once intents are decided
-            assigned = {tp.partition for tp in app.consumer.assignment()
-                        if tp.topic == topics.intents}
-            await decided.sweep(assigned)
+            await decided.expiry.sweep(assigned(topics.intents))
+
+    @app.timer(min(60.0, max(1.0, policy.absolute_timeout / 4000)))  # type: ignore[untyped-decorator]
+    async def expire_sessions() -> None:
+        if metrics.decided:
+            await sessions_expiry.sweep(assigned(topics.sessions))
 
     @app.timer(settings.report_interval_ms / 1000)  # type: ignore[untyped-decorator]
     async def report() -> None:
@@ -409,7 +429,7 @@ def build_app(
             read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
         metrics.revocations = len(revocations)
-        metrics.expired = decided.deleted
+        metrics.expired = decided.expiry.deleted + sessions_expiry.deleted
         log.info("worker: %s", metrics.summary(lag))
 
     @app.on_partitions_revoked.connect

@@ -5,26 +5,21 @@ emitted and the offset of the intent's record: the same offset again is a
 redelivery, another one a duplicate. Written around Faust's table interface for two
 reasons: the worker waits for the changelog record's acknowledgement before the
 decision goes out (so a crash can never leave a decision without its record), and
-keys are deleted once their window has passed (a tombstone in their partition).
+keys are deleted once their window has passed (``streams/expiry.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, Final
 
 from doublelock.events import Millis
 from doublelock.verdict import Decision
 from schemas.codec import Codec
 from streams.admission import partition_of
-
-log = logging.getLogger(__name__)
+from streams.expiry import Expiry
 
 RECORD: Final = "doublelock.state.DecidedIntent"
-SWEEP_BATCH: Final = 500  # deletions per sweep, so that one never blocks the loop for long
 
 
 def dedupe_key(session_key: bytes, intent_id: str) -> bytes:
@@ -37,12 +32,9 @@ class DecidedIntents:
         self.table = table
         self.codec = codec
         self.window = window
-        self.partitions = partitions
-        self.clock = clock
-        self.deleted = 0
-        # (when the window ends, key), oldest first: decisions are recorded in time order.
-        self._due: deque[tuple[Millis, bytes]] = deque()
-        self._scanned = False
+        self.expiry = Expiry(
+            "decided", table, lambda raw: self._read(raw)[1].decided_at + window,
+            lambda key: partition_of(key.split(b"\0", 1)[0], partitions), clock)
 
     def first(self, key: bytes) -> tuple[int, Decision] | None:
         """(offset of its record, decision) of the intent's first decision, if any."""
@@ -64,40 +56,4 @@ class DecidedIntents:
             key=key, value=raw, partition=partition, key_serializer="raw",
             value_serializer="raw", callback=self.table._on_changelog_sent, force=True)
         await sent
-        self._due.append((decision.decided_at + self.window, key))
-
-    async def sweep(self, assigned: Collection[int]) -> int:
-        """Delete the keys whose window has passed, in the partitions this worker owns;
-        the first call also schedules the keys recovered from the changelog."""
-        if not self._scanned:
-            self._scanned = True
-            await self._schedule_recovered()
-        now, deleted = self.clock(), 0
-        while self._due and self._due[0][0] <= now and deleted < SWEEP_BATCH:
-            _, key = self._due.popleft()
-            partition = partition_of(key.split(b"\0", 1)[0], self.partitions)
-            raw = self.table.data.get(key)
-            if partition not in assigned or raw is None:
-                continue  # moved to another worker, or gone already
-            if self._read(raw)[1].decided_at + self.window > now:
-                continue  # decided afresh after the window: a later entry is queued
-            del self.table.data[key]
-            self.table.send_changelog(partition, key, None)  # a tombstone
-            deleted += 1
-        self.deleted += deleted
-        return deleted
-
-    async def _schedule_recovered(self) -> None:
-        """Queue the keys this process did not write (restored from the changelog)."""
-        found = []
-        for count, (key, raw) in enumerate(self.table.data.items(), start=1):
-            try:
-                found.append((self._read(raw)[1].decided_at + self.window, key))
-            except Exception:  # unreadable: let it go with the oldest
-                log.warning("decided table: unreadable value for %r", key[:80])
-                found.append((0, key))
-            if count % SWEEP_BATCH == 0:
-                await asyncio.sleep(0)  # a large table must not stall the loop
-        if found:
-            self._due = deque(sorted([*found, *self._due]))
-            log.info("decided table: %d recovered keys scheduled for expiry", len(found))
+        self.expiry.track(key, decision.decided_at + self.window)
