@@ -53,6 +53,9 @@ class Decision:
     detail: str = ""
     # Re-emitted after a crash: the decision first taken for this intent, again.
     redelivery: bool = False
+    # HMAC-SHA256 by the worker (doublelock/signing.py); empty when it signs nothing.
+    key_id: str = ""
+    signature: bytes = b""
 
     @property
     def allowed(self) -> bool:

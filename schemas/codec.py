@@ -184,6 +184,10 @@ class Codec:
             if cls is Decision:
                 record["verdict"] = Verdict(record["verdict"])
                 record["reason"] = Reason(record["reason"])
+                if isinstance(record.get("signature"), str):
+                    # A bytes default from an older writer comes as a JSON string,
+                    # one code point per byte (the Avro specification's rule).
+                    record["signature"] = record["signature"].encode("latin-1")
             elif cls is SessionState:
                 record["status"] = Status(record["status"])
             elif cls is Early:

@@ -30,6 +30,7 @@ from doublelock.events import HOUR, Intent, Millis, Rotated
 from doublelock.policy import Policy
 from doublelock.revocations import Revocations
 from doublelock.session import Early, SessionState, step, successor
+from doublelock.signing import sign
 from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from schemas.codec import Codec
 from streams.admission import Admission, partition_of
@@ -175,6 +176,7 @@ def build_app(
     barrier = SessionsBarrier(topics.intents, topics.sessions, broker, start_offset,
                               global_view)
     grace_s = settings.grace_ms / 1000
+    key_ring = settings.key_ring()
     budget_s = settings.barrier_timeout_ms / 1000 + grace_s
 
     async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
@@ -353,7 +355,8 @@ def build_app(
             decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
             outcome = Outcome(decision, decision, None, rejection)
         decision = outcome.decision
-        await send(decisions_topic, decision.session_id.encode(), codec.encode(decision))
+        emitted = decision if key_ring is None else sign(decision, key_ring)
+        await send(decisions_topic, decision.session_id.encode(), codec.encode(emitted))
         metrics.timed(metrics.decide_ms, received)
         metrics.record_decision(decision.verdict.value, decision.reason.value)
         source = Source(message.topic, message.partition, message.offset)

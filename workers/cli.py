@@ -94,6 +94,8 @@ def _show_settings(args: argparse.Namespace) -> int:
         k: v if isinstance(v, int) else str(v) for k, v in asdict(settings).items()}
     values["policy"] = settings.policy or str(DEFAULT_POLICY_PATH)
     values["clickhouse_dsn"] = redacted(settings.dsn)
+    ring = settings.key_ring()  # secrets never printed: their ids only
+    values["signing_keys"] = "" if ring is None else ", ".join(k for k, _ in ring.keys)
     print(json.dumps(values, indent=2))
     return 0
 

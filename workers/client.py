@@ -5,6 +5,7 @@ The demo and the tests drive the worker through this, as an application would.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 import uuid
@@ -15,9 +16,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from doublelock.errors import ServiceError
 from doublelock.events import Intent, LifecycleEvent, UserSessionsRevoked
+from doublelock.signing import verify
 from doublelock.verdict import Decision
 from schemas.codec import Codec
 from workers.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Publisher:
@@ -59,6 +63,8 @@ class DecisionReader:
     def __init__(self, settings: Settings, from_beginning: bool = False,
                  codec: Codec | None = None) -> None:
         self.codec = codec or Codec()
+        self.key_ring = settings.key_ring()
+        self.refused = 0
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
                                       enable_auto_commit=False, consumer_timeout_ms=200)
         topic = settings.topics.decisions
@@ -81,10 +87,18 @@ class DecisionReader:
                 self.consumer.position(tp)  # resolve now, not at the first poll
 
     def poll(self, timeout_s: float = 0.2) -> Iterator[Decision]:
+        """Decisions as they come; with signing keys configured, only those signed by
+        one of them (a forged or unsigned one is counted in ``refused`` and dropped)."""
         batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000))
         for records in batches.values():
             for record in records:
-                yield self.codec.decode(record.value)
+                decision = self.codec.decode(record.value)
+                if self.key_ring is not None and not verify(decision, self.key_ring):
+                    self.refused += 1
+                    log.warning("refused a decision for %r: not signed by a known key",
+                                decision.intent_id[:80])
+                    continue
+                yield decision
 
     def wait_for(self, intent_ids: Iterable[str], timeout_s: float) -> dict[str, Decision]:
         """The first decision for each of these intents; what arrived before the timeout."""

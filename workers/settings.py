@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from doublelock.errors import PolicyError
 from doublelock.policy import parse_duration
+from doublelock.signing import KeyRing, parse_key_ring
 
 
 def _home_dir(env: str, fallback: str) -> Path:
@@ -47,6 +49,9 @@ class Settings:
     table_store: str = "auto"  # auto: rocksdb:// when rocksdict is installed, else memory://
     barrier_timeout_ms: int = 250
     grace_ms: int = 0  # a revoke appended up to this long after an intent still wins
+    # Decision signing keys (doublelock/signing.py): inline, or a file; empty signs nothing.
+    signing_keys: str = ""
+    signing_keys_file: str = ""
     flush_interval_ms: int = 500
     flush_rows: int = 1000
     max_payload_bytes: int = 64 * 1024
@@ -95,6 +100,16 @@ class Settings:
     @property
     def kafka_dir(self) -> Path:
         return self.data_dir / "kafka"
+
+    def key_ring(self) -> KeyRing | None:
+        """The decision signing keys, or None when decisions go unsigned."""
+        text = self.signing_keys
+        if self.signing_keys_file:
+            try:
+                text = Path(self.signing_keys_file).expanduser().read_text()
+            except OSError as exc:
+                raise PolicyError(f"cannot read {self.signing_keys_file}: {exc}") from exc
+        return parse_key_ring(text) if text.strip() else None
 
     def faust_store(self) -> str:
         if self.table_store != "auto":

@@ -85,7 +85,8 @@ decisions = st.builds(
     Decision, intent_id=text, session_id=text, user_id=text, action=text,
     verdict=st.sampled_from(Verdict), reason=st.sampled_from(Reason), decided_at=longs,
     valid_until=longs, policy_version=text, session_age_ms=maybe_long, idle_ms=maybe_long,
-    reauth_age_ms=maybe_long, detail=text, redelivery=st.booleans(),
+    reauth_age_ms=maybe_long, detail=text, redelivery=st.booleans(), key_id=text,
+    signature=st.binary(max_size=40),
 )
 session_states = st.builds(
     SessionState, session_id=text, user_id=text, login_at=longs, auth_time=longs,
