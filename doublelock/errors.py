@@ -4,7 +4,8 @@
     ├── PolicyError          the policy file is unreadable or invalid
     ├── RejectedEvent        an input record cannot be used (it is dead-lettered)
     │   └── .kind            why: malformed, unknown_schema, missing_field,
-    │                        absurd_timestamp, unknown_session, oversized
+    │                        absurd_timestamp, unknown_session, bad_signature,
+    │                        oversized, duplicate_intent (stored, not dead-lettered)
     └── ServiceError         Kafka or ClickHouse failed (raised by adapters)
 """
 

@@ -56,6 +56,8 @@ class Policy:
     device_binding: DeviceBinding = "exact"
     decision_ttl: Millis = 10 * SECOND
     dedupe_window: Millis = DAY
+    # Lifecycle and user events must carry a valid identity-provider signature.
+    require_signed_events: bool = False
     actions: tuple[ActionRule, ...] = ()
     version: str = "builtin"
     # Not an init field: dataclasses.replace() must not hand a copy the old rules' cache.
@@ -88,6 +90,7 @@ _SECTIONS: Final[Mapping[str, frozenset[str]]] = {
     "clock": frozenset({"skew_tolerance", "intent_max_age"}),
     "binding": frozenset({"ip", "device"}),
     "decision": frozenset({"ttl", "dedupe_window"}),
+    "events": frozenset({"require_signature"}),
 }
 _ACTION_KEYS: Final = frozenset({"match", "reauth_within", "min_auth_level"})
 
@@ -142,6 +145,10 @@ def parse_policy(source: bytes) -> Policy:
         raise PolicyError(f"unknown sections: {', '.join(sorted(unknown))}")
     session, clock = _section(doc, "session"), _section(doc, "clock")
     binding, decision = _section(doc, "binding"), _section(doc, "decision")
+    events = _section(doc, "events")
+    require_signature = events.get("require_signature", False)
+    if not isinstance(require_signature, bool):
+        raise PolicyError("[events] require_signature must be true or false")
     defaults = Policy()
 
     def duration(table: Mapping[str, Any], key: str, default: Millis) -> Millis:
@@ -159,6 +166,7 @@ def parse_policy(source: bytes) -> Policy:
         device_binding=_choice(binding.get("device", "exact"), ("exact", "off"), "device"),
         decision_ttl=duration(decision, "ttl", defaults.decision_ttl),
         dedupe_window=duration(decision, "dedupe_window", defaults.dedupe_window),
+        require_signed_events=require_signature,
         actions=tuple(_action_rule(i, entry) for i, entry in enumerate(actions)),
         version=hashlib.sha256(source).hexdigest()[:16],
     )

@@ -100,3 +100,34 @@ def verify(decision: Decision, ring: KeyRing) -> bool:
     expected = hmac.new(secret, canonical(replace(decision, signature=b"")),
                         hashlib.sha256).digest()
     return hmac.compare_digest(expected, decision.signature)
+
+
+# -- lifecycle and user records, signed by the identity provider ----------------------
+
+RECORD_DOMAIN: Final = b"doublelock.record.v1"
+SIGNATURE_HEADER: Final = "doublelock-signature"
+
+
+def _record_bytes(topic: str, key: bytes, value: bytes) -> bytes:
+    parts = [RECORD_DOMAIN, topic.encode(), key, value]
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+def sign_record(topic: str, key: bytes, value: bytes, ring: KeyRing) -> bytes:
+    """The ``doublelock-signature`` header for a record: ``key_id:hex HMAC-SHA256``
+    over the topic, the key and the value bytes (a record cannot move topic or key)."""
+    key_id, secret = ring.keys[0]
+    digest = hmac.new(secret, _record_bytes(topic, key, value), hashlib.sha256).hexdigest()
+    return f"{key_id}:{digest}".encode()
+
+
+def verify_record(topic: str, key: bytes, value: bytes, header: bytes | None,
+                  ring: KeyRing) -> bool:
+    if not header:
+        return False
+    key_id, _, digest = header.decode(errors="replace").partition(":")
+    secret = ring.secret(key_id)
+    if secret is None:
+        return False
+    expected = hmac.new(secret, _record_bytes(topic, key, value), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, digest)

@@ -3,8 +3,8 @@ checks for the agents and the global view alike (RejectedEvent otherwise)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from aiokafka.partitioner import murmur2
 
@@ -18,11 +18,18 @@ from doublelock.events import (
     validate_intent,
     validate_user_event,
 )
+from doublelock.signing import SIGNATURE_HEADER, KeyRing, verify_record
 from schemas.codec import Codec
 
 
 class Record(Protocol):
     """A Faust message or an aiokafka ConsumerRecord: both have these."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def headers(self) -> Any: ...
 
     @property
     def key(self) -> bytes | None: ...
@@ -41,11 +48,23 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 class Admission:
     def __init__(self, codec: Codec, partitions: int, max_payload: int,
-                 clock: Callable[[], Millis]) -> None:
+                 clock: Callable[[], Millis], event_ring: KeyRing | None = None) -> None:
+        """``event_ring``: when given, lifecycle and user events must be signed by it."""
         self.codec = codec
         self.partitions = partitions
         self.max_payload = max_payload
         self.clock = clock
+        self.event_ring = event_ring
+
+    def check_signature(self, record: Record) -> None:
+        if self.event_ring is None:
+            return
+        header = _header(record.headers, SIGNATURE_HEADER)
+        if not verify_record(record.topic, record.key or b"", record.value or b"", header,
+                             self.event_ring):
+            raise RejectedEvent("bad_signature", f"no {SIGNATURE_HEADER} header"
+                                if header is None else
+                                f"signature {header[:40]!r} does not verify")
 
     def check_size(self, record: Record) -> None:
         size = len(record.key or b"") + len(record.value or b"")
@@ -70,6 +89,7 @@ class Admission:
     def lifecycle(self, record: Record) -> tuple[LifecycleEvent, bytes]:
         """The event and its key."""
         self.check_size(record)
+        self.check_signature(record)
         event = self.codec.decode_lifecycle(record.value)
         validate_event(event, now=self.clock())
         return event, self.session_key(event.session_id, record)
@@ -85,12 +105,22 @@ class Admission:
 
     def user_event(self, record: Record) -> UserSessionsRevoked:
         self.check_size(record)
+        self.check_signature(record)
         event = self.codec.decode_user_event(record.value)
         validate_user_event(event, now=self.clock())
         if record.key != event.user_id.encode():
             raise RejectedEvent("malformed", f"record key {short(record.key)} is not the "
                                 "user_id")
         return event
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    """A header's value from a Faust message (mapping or pairs) or an aiokafka record."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in pairs:
+        if key == name:
+            return value if isinstance(value, bytes) else None
+    return None
 
 
 def short(value: bytes | None, limit: int = 80) -> str:

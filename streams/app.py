@@ -25,12 +25,12 @@ import faust
 from faust.types import TP
 
 from dashboards.store import Source, Store, decision_row, rejection_row
-from doublelock.errors import RejectedEvent
+from doublelock.errors import PolicyError, RejectedEvent
 from doublelock.events import HOUR, Intent, Millis, Rotated
 from doublelock.policy import Policy
 from doublelock.revocations import Revocations
 from doublelock.session import Early, SessionState, step, successor
-from doublelock.signing import sign
+from doublelock.signing import SIGNATURE_HEADER, sign, sign_record
 from doublelock.verdict import Decision, Reason, decide, deny, deny_duplicate, is_duplicate
 from schemas.codec import Codec
 from streams.admission import Admission, partition_of
@@ -101,7 +101,12 @@ def build_app(
     (it need not be co-partitioned)."""
     topics = settings.topics
     codec = Codec(max_payload=settings.max_payload_bytes)
-    admission = Admission(codec, settings.partitions, settings.max_payload_bytes, clock)
+    event_ring = settings.event_key_ring()
+    if policy.require_signed_events and event_ring is None:
+        raise PolicyError("the policy requires signed events ([events] require_signature) "
+                          "but DOUBLELOCK_EVENT_KEYS(_FILE) names no key")
+    admission = Admission(codec, settings.partitions, settings.max_payload_bytes, clock,
+                          event_ring if policy.require_signed_events else None)
     app = EnforcementApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -179,12 +184,13 @@ def build_app(
     key_ring = settings.key_ring()
     budget_s = settings.barrier_timeout_ms / 1000 + grace_s
 
-    async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
+    async def send(topic: faust.TopicT, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce without ever raising into an agent: a failed send is logged and
         counted; the application then hears nothing for that intent, which it must
         treat as a deny."""
         try:
-            await topic.send(key=key, value=value, force=True)
+            await topic.send(key=key, value=value, headers=headers, force=True)
         except Exception:
             metrics.send_failures += 1
             log.exception("could not produce to %s", topic.get_topic_name())
@@ -236,7 +242,10 @@ def build_app(
                     # The new id hashes to a partition of its own: hand the login on
                     # through the topic, to whichever worker owns that partition.
                     heir = successor(slot, lifecycle)
-                    await send(sessions_topic, heir.session_id.encode(), codec.encode(heir))
+                    heir_key, heir_value = heir.session_id.encode(), codec.encode(heir)
+                    await send(sessions_topic, heir_key, heir_value,
+                               None if event_ring is None else [(SIGNATURE_HEADER, sign_record(
+                                   topics.sessions, heir_key, heir_value, event_ring))])
                 if held is not None:
                     raise held  # kept for when the session shows up, and reported now
                 metrics.applied += 1

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from doublelock.errors import ServiceError
 from doublelock.events import Intent, LifecycleEvent, UserSessionsRevoked
-from doublelock.signing import verify
+from doublelock.signing import SIGNATURE_HEADER, sign_record, verify
 from doublelock.verdict import Decision
 from schemas.codec import Codec
 from workers.settings import Settings
@@ -28,18 +28,24 @@ class Publisher:
     def __init__(self, settings: Settings, codec: Codec | None = None) -> None:
         self.topics = settings.topics
         self.codec = codec or Codec()
+        self.event_ring = settings.event_key_ring()
         self.producer = KafkaProducer(
             bootstrap_servers=settings.bootstrap, acks="all", linger_ms=2,
             enable_idempotence=True, client_id="doublelock-publisher",
         )
 
     def lifecycle(self, event: LifecycleEvent) -> Any:
-        return self.producer.send(self.topics.sessions, key=event.session_id.encode(),
-                                  value=self.codec.encode(event))
+        return self._signed(self.topics.sessions, event.session_id.encode(),
+                            self.codec.encode(event))
 
     def user_event(self, event: UserSessionsRevoked) -> Any:
-        return self.producer.send(self.topics.users, key=event.user_id.encode(),
-                                  value=self.codec.encode(event))
+        return self._signed(self.topics.users, event.user_id.encode(), self.codec.encode(event))
+
+    def _signed(self, topic: str, key: bytes, value: bytes) -> Any:
+        """Send, signed with the identity provider's key when one is configured."""
+        headers = [] if self.event_ring is None else [
+            (SIGNATURE_HEADER, sign_record(topic, key, value, self.event_ring))]
+        return self.producer.send(topic, key=key, value=value, headers=headers)
 
     def intent(self, intent: Intent) -> Any:
         return self.producer.send(self.topics.intents, key=intent.session_id.encode(),

@@ -52,6 +52,9 @@ class Settings:
     # Decision signing keys (doublelock/signing.py): inline, or a file; empty signs nothing.
     signing_keys: str = ""
     signing_keys_file: str = ""
+    # The identity provider's keys for lifecycle and user events (policy [events]).
+    event_keys: str = ""
+    event_keys_file: str = ""
     flush_interval_ms: int = 500
     flush_rows: int = 1000
     max_payload_bytes: int = 64 * 1024
@@ -103,13 +106,11 @@ class Settings:
 
     def key_ring(self) -> KeyRing | None:
         """The decision signing keys, or None when decisions go unsigned."""
-        text = self.signing_keys
-        if self.signing_keys_file:
-            try:
-                text = Path(self.signing_keys_file).expanduser().read_text()
-            except OSError as exc:
-                raise PolicyError(f"cannot read {self.signing_keys_file}: {exc}") from exc
-        return parse_key_ring(text) if text.strip() else None
+        return _ring(self.signing_keys, self.signing_keys_file)
+
+    def event_key_ring(self) -> KeyRing | None:
+        """The keys lifecycle and user events are signed with, or None."""
+        return _ring(self.event_keys, self.event_keys_file)
 
     def faust_store(self) -> str:
         if self.table_store != "auto":
@@ -119,3 +120,13 @@ class Settings:
         except ImportError:
             return "memory://"
         return "rocksdb://"
+
+
+def _ring(inline: str, file: str) -> KeyRing | None:
+    text = inline
+    if file:
+        try:
+            text = Path(file).expanduser().read_text()
+        except OSError as exc:
+            raise PolicyError(f"cannot read {file}: {exc}") from exc
+    return parse_key_ring(text) if text.strip() else None

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from doublelock.events import Intent, LoggedOut, SessionCreated
+from doublelock.events import Intent, LoggedOut, Reauthenticated, Rotated, SessionCreated
 from doublelock.signing import parse_key_ring, sign, verify
 from doublelock.verdict import Decision, Reason, Verdict
 from schemas.codec import Codec
+from tests.cases import policy
 from workers.client import DecisionReader, Publisher
 
 pytestmark = pytest.mark.integration
@@ -51,3 +52,41 @@ def test_a_forged_allow_is_refused_and_the_signed_deny_gets_through(start_worker
     assert (got.verdict, got.reason) == (Verdict.DENY, Reason.REVOKED)
     assert got.key_id == "k-2026-12" and verify(got, parse_key_ring(KEYS))
     assert reader.refused == 2
+
+
+SIGNED_EVENTS = policy(actions='[[actions]]\nmatch = ["repo.delete"]\nreauth_within = "5m"\n') + \
+    "[events]\nrequire_signature = true\n"
+EVENT_KEYS = "idp-1:" + "e" * 40
+
+
+def test_with_signed_events_required_an_unsigned_reauthentication_changes_nothing(
+    start_worker: Any,
+) -> None:
+    worker = start_worker(SIGNED_EVENTS, DOUBLELOCK_EVENT_KEYS=EVENT_KEYS)
+    run = uuid.uuid4().hex[:6]
+    sid, heir = f"se-{run}", f"se-{run}-2"
+    publisher, reader = Publisher(worker.settings), DecisionReader(worker.settings)
+    assert publisher.event_ring is not None  # the identity provider's side signs
+    login = now_ms() - 10 * 60_000  # ten minutes ago: too old for repo.delete
+    publisher.lifecycle(SessionCreated(sid, login, "U1", login, 2, "192.0.2.4", "D1"))
+    forged = Reauthenticated(sid, now_ms(), now_ms(), 2)
+    publisher.raw(worker.settings.topics.sessions, sid.encode(), Codec().encode(forged))
+    publisher.flush()
+
+    def attempt(session: str, n: int) -> tuple[str, str]:
+        intent = Intent(f"{session}-{n}", session, "U1", "repo.delete", "r", now_ms(),
+                        "192.0.2.4", "D1", "ui", "sig")
+        publisher.intent(intent).get(timeout=10)
+        got = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+        return got.verdict.value, got.reason.value
+
+    assert attempt(sid, 1) == ("step_up", "reauth_required")  # the forgery did nothing
+    publisher.lifecycle(Reauthenticated(sid, now_ms(), now_ms(), 2)).get(timeout=10)
+    assert attempt(sid, 2) == ("allow", "ok")
+    # The worker signs what it writes itself: a rotation's hand-off is accepted.
+    publisher.lifecycle(Rotated(sid, now_ms(), heir)).get(timeout=10)
+    assert attempt(heir, 1) == ("allow", "ok")
+    publisher.close()
+    reader.close()
+    log = worker.stop()
+    assert "bad_signature" in log and log.count("rejected ") == 1, log[-3000:]

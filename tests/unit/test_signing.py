@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doublelock.errors import PolicyError
-from doublelock.signing import SIGNED_FIELDS, canonical, parse_key_ring, sign, verify
+from doublelock.policy import load_policy, parse_policy
+from doublelock.signing import (
+    SIGNED_FIELDS,
+    canonical,
+    parse_key_ring,
+    sign,
+    sign_record,
+    verify,
+    verify_record,
+)
 from doublelock.verdict import Decision, Reason, Verdict
 from workers.settings import Settings
 
@@ -93,3 +102,27 @@ def test_keys_come_from_a_file_and_settings_never_print_secrets(tmp_path: Any) -
                          capture_output=True, check=True,
                          env={"DOUBLELOCK_SIGNING_KEYS": K1, "PATH": ""}).stdout
     assert "k1" in out and "a" * 32 not in out
+
+
+# -- lifecycle and user records -------------------------------------------------------
+
+def test_a_signed_record_verifies_only_as_it_was_sent() -> None:
+    ring = parse_key_ring(K1)
+    header = sign_record("doublelock.sessions", b"S1", b"payload", ring)
+    assert header.startswith(b"k1:")
+    assert verify_record("doublelock.sessions", b"S1", b"payload", header, ring)
+    for topic, key, value in (("doublelock.users", b"S1", b"payload"),
+                              ("doublelock.sessions", b"S2", b"payload"),
+                              ("doublelock.sessions", b"S1", b"payload!")):
+        assert not verify_record(topic, key, value, header, ring)
+    assert not verify_record("doublelock.sessions", b"S1", b"payload", None, ring)
+    assert not verify_record("doublelock.sessions", b"S1", b"payload", b"k1:00", ring)
+    other = parse_key_ring("k9:" + "a" * 32)
+    assert not verify_record("doublelock.sessions", b"S1", b"payload", header, other)
+
+
+def test_the_policy_can_require_signed_events() -> None:
+    assert not load_policy().require_signed_events
+    assert parse_policy(b"[events]\nrequire_signature = true\n").require_signed_events
+    with pytest.raises(PolicyError, match="true or false"):
+        parse_policy(b'[events]\nrequire_signature = "yes"\n')
