@@ -5,7 +5,7 @@
     ├── RejectedEvent        an input record cannot be used (it is dead-lettered)
     │   └── .kind            why: malformed, unknown_schema, missing_field,
     │                        absurd_timestamp, unknown_session, bad_signature,
-    │                        oversized, duplicate_intent (stored, not dead-lettered)
+    │                        oversized
     └── ServiceError         Kafka or ClickHouse failed (raised by adapters)
 """
 
