@@ -41,6 +41,7 @@ class Revocations:
         self.policy = policy
         self._users: dict[str, list[UserSessionsRevoked]] = {}
         self._links: dict[str, Link] = {}  # child → its parent
+        self._successors: dict[str, str] = {}  # rotated id → the id it was rotated to
         self._children: dict[str, int] = {}  # parent → how many links name it
         self._revoked: dict[str, Revoked] = {}
 
@@ -57,15 +58,31 @@ class Revocations:
         if isinstance(event, SessionCreated) and event.parent_session_id:
             self._link(event.session_id, Link(event.parent_session_id, event.at, False))
         elif isinstance(event, Rotated):
-            self._link(event.new_session_id, Link(event.session_id, event.at, True))
+            if self._link(event.new_session_id, Link(event.session_id, event.at, True)):
+                self._successors.setdefault(event.session_id, event.new_session_id)
         elif isinstance(event, Revoked) and event.session_id not in self._revoked:
             self._revoked[event.session_id] = event
 
-    def _link(self, child: str, link: Link) -> None:
+    def _link(self, child: str, link: Link) -> bool:
         if child in self._links:
-            return  # the first parent stands: a later claim cannot rewrite lineage
+            return False  # the first parent stands: a later claim cannot rewrite lineage
         self._links[child] = link
         self._children[link.parent] = self._children.get(link.parent, 0) + 1
+        return True
+
+    def _later_ids(self, session_id: str) -> Iterator[tuple[str, Link]]:
+        """The ids ``session_id`` was rotated to, in order, with their links."""
+        seen, current = {session_id}, session_id
+        for _ in range(MAX_DEPTH):
+            nxt = self._successors.get(current)
+            if nxt is None or nxt in seen:
+                return
+            link = self._links.get(nxt)
+            if link is None:
+                return
+            yield nxt, link
+            seen.add(nxt)
+            current = nxt
 
     def rotated_from(self, session_id: str) -> str | None:
         """The id this one replaced, if it came from a rotation."""
@@ -93,6 +110,16 @@ class Revocations:
             revoked = self._revoked.get(ancestor)
             if revoked is not None:
                 return f"ancestor session {ancestor} revoked ({revoked.reason})"
+            # The ancestor lives on under the ids it was rotated to: revoking one of
+            # those revokes it. Minting a session from an id already rotated away is
+            # minting from a dead id.
+            for later, rotation in self._later_ids(ancestor):
+                if not link.rotation and rotation.at <= link.at:
+                    return f"minted from {ancestor} after it was rotated to {later}"
+                revoked = self._revoked.get(later)
+                if revoked is not None:
+                    return (f"ancestor session {ancestor} revoked as {later} "
+                            f"({revoked.reason})")
             same_login = same_login and link.rotation
             if same_login:
                 own_ids.add(ancestor)
@@ -121,6 +148,8 @@ class Revocations:
             if link.at <= horizon and not self._children.get(child):
                 del self._links[child]
                 self._forget_child_of(link.parent)
+                if self._successors.get(link.parent) == child:
+                    del self._successors[link.parent]
         for session_id, event in list(self._revoked.items()):
             if event.at <= horizon and not self._children.get(session_id):
                 del self._revoked[session_id]

@@ -377,6 +377,7 @@ def build_app(
         await sink.backpressure()
 
     waiting = asyncio.Semaphore(MAX_WAITING_INTENTS)
+    stopping = asyncio.Event()
     in_flight: set[asyncio.Task[None]] = set()
 
     async def handle_and_release(event: Any) -> None:
@@ -394,6 +395,8 @@ def build_app(
         # (the tables read and write its partition from it).
         manual_acks = stream.noack()  # acked by the sink, once stored
         async for event in manual_acks.events():
+            if stopping.is_set():
+                continue  # unacked: the next start decides it (the app hears silence)
             await waiting.acquire()
             task = asyncio.ensure_future(handle_and_release(event))
             in_flight.add(task)
@@ -403,6 +406,7 @@ def build_app(
     async def start_global_view() -> None:
         while True:
             try:
+                await broker.start()  # not on the first intent: it would miss its budget
                 await global_view.start()
                 return
             except Exception:  # the barrier denies state_unavailable meanwhile
@@ -450,6 +454,7 @@ def build_app(
         await sink.flush()
 
     async def before_stop() -> None:
+        stopping.set()  # no new intents: what is stored below is all that was decided
         if in_flight:  # each ends within the barrier's budget
             await asyncio.wait(list(in_flight), timeout=budget_s + 5)
         await sink.flush()

@@ -98,6 +98,12 @@ class BrokerClient:
             self._clients[role] = client
         return self._clients[role]
 
+    async def start(self) -> None:
+        """Connect both clients now (each takes a bootstrap and a metadata round)."""
+        async with self._locks["start"]:
+            for role in ("offsets", "scan"):
+                await self._client(role)
+
     async def end_offsets(self, tps: Iterable[TP]) -> Mapping[TP, int]:
         wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
         async with self._locks["start"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ from dashboards.store import Store
 from doublelock.policy import load_policy
 from streams.app import build_app
 from workers.settings import Settings
-from workers.topics import ensure_topics
+from workers.topics import changelogs_exist, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ def run_worker(settings: Settings) -> None:
     counts = ensure_topics(settings)
     # Existing topics decide: the table and the partition check follow them.
     settings = replace(settings, partitions=counts[settings.topics.intents])
+    if settings.worker_dir.exists() and not changelogs_exist(settings):
+        # The changelogs are the source of truth and the local store their cache: a
+        # cache that outlived its broker's data would stop Faust's recovery cold.
+        log.warning("no changelogs on %s for %s: removing the stale table cache %s",
+                    settings.bootstrap, settings.app_id, settings.worker_dir)
+        shutil.rmtree(settings.worker_dir)
     settings.worker_dir.parent.mkdir(parents=True, exist_ok=True)
     store = Store(settings.dsn)
     store.migrate()

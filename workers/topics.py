@@ -74,3 +74,15 @@ def delete_topics(settings: Settings, prefixes: set[str]) -> None:
             admin.delete_topics(doomed)
     finally:
         admin.close()
+
+
+def changelogs_exist(settings: Settings) -> bool:
+    """Whether the broker has the worker's table changelogs (a broker whose data was
+    reset has not, and a local table cache from before then must go)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    return all(f"{settings.app_id}-{table}-changelog" in existing
+               for table in ("sessions", "decided"))

@@ -262,3 +262,25 @@ def test_decide_replays_the_new_line_types() -> None:
     results = [r for _, r in replay(source, POLICY)]
     assert [(r.intent_id, r.verdict.value, r.reason.value) for r in results] == [  # type: ignore[union-attr]
         ("I1", "allow", "ok"), ("I2", "deny", "revoked")]
+
+
+def test_revoking_a_parent_under_its_new_id_reaches_its_children() -> None:
+    # K0 minted from S1; S1 rotated to S2 (the same login); S2 revoked.
+    revocations = fed([
+        SessionCreated("K0", BASE, "U1", BASE, 2, "ip", "D1", parent_session_id="S1"),
+        Rotated("S1", BASE + MINUTE, "S2"),
+    ])
+    assert revocations.revoked_by(state("K0")) is None
+    revocations.apply_lineage(Revoked("S2", BASE + 2 * MINUTE, "admin"))
+    assert revocations.revoked_by(state("K0")) == "ancestor session S1 revoked as S2 (admin)"
+
+
+def test_a_session_minted_from_an_id_already_rotated_away_is_born_dead() -> None:
+    revocations = fed([
+        SessionCreated("K0", BASE, "U1", BASE, 2, "ip", "D1", parent_session_id="S1"),
+        Rotated("S1", BASE + MINUTE, "S2"),
+        SessionCreated("K1", BASE + 2 * MINUTE, "U1", BASE, 2, "ip", "D1",
+                       parent_session_id="S1"),
+    ])
+    assert revocations.revoked_by(state("K0")) is None  # minted before: lives with S2
+    assert revocations.revoked_by(state("K1")) == "minted from S1 after it was rotated to S2"
