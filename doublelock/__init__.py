@@ -9,23 +9,29 @@ from doublelock.events import (
     Activity,
     Expired,
     Heartbeat,
+    Inherited,
     Intent,
     LifecycleEvent,
     LoggedOut,
     Reauthenticated,
     Revoked,
+    Rotated,
     SessionCreated,
+    UserSessionsRevoked,
     validate_event,
     validate_intent,
+    validate_user_event,
 )
 from doublelock.policy import ActionRule, Policy, load_policy, parse_policy
-from doublelock.session import SessionState, Status, apply
-from doublelock.verdict import Decision, Reason, Verdict, decide, deny
+from doublelock.revocations import Revocations
+from doublelock.session import Early, SessionState, Status, apply, step, successor
+from doublelock.verdict import Decision, Reason, Verdict, decide, deny, deny_duplicate
 
 __all__ = [
-    "ActionRule", "Activity", "Decision", "DoublelockError", "Expired", "Heartbeat",
-    "Intent", "LifecycleEvent", "LoggedOut", "Policy", "PolicyError", "Reason",
-    "Reauthenticated", "RejectedEvent", "Revoked", "ServiceError", "SessionCreated",
-    "SessionState", "Status", "Verdict", "apply", "decide", "deny", "load_policy",
-    "parse_policy", "validate_event", "validate_intent",
+    "ActionRule", "Activity", "Decision", "DoublelockError", "Early", "Expired", "Heartbeat",
+    "Inherited", "Intent", "LifecycleEvent", "LoggedOut", "Policy", "PolicyError", "Reason",
+    "Reauthenticated", "RejectedEvent", "Revocations", "Revoked", "Rotated", "ServiceError",
+    "SessionCreated", "SessionState", "Status", "UserSessionsRevoked", "Verdict", "apply",
+    "decide", "deny", "deny_duplicate", "load_policy", "parse_policy", "step", "successor",
+    "validate_event", "validate_intent", "validate_user_event",
 ]

@@ -114,6 +114,8 @@ class Revocations:
             # those revokes it. Minting a session from an id already rotated away is
             # minting from a dead id.
             for later, rotation in self._later_ids(ancestor):
+                if later == state.session_id:
+                    break  # its own id: its own state speaks for it
                 if not link.rotation and rotation.at <= link.at:
                     return f"minted from {ancestor} after it was rotated to {later}"
                 revoked = self._revoked.get(later)
@@ -151,7 +153,10 @@ class Revocations:
                 if self._successors.get(link.parent) == child:
                     del self._successors[link.parent]
         for session_id, event in list(self._revoked.items()):
-            if event.at <= horizon and not self._children.get(session_id):
+            # Kept while a link leads through it: a child of it, or its rotation from
+            # an older id (whose children it revokes).
+            if event.at <= horizon and not self._children.get(session_id) and (
+                    session_id not in self._links):
                 del self._revoked[session_id]
         return before - len(self)
 

@@ -326,7 +326,9 @@ def build_app(
         try:
             fresh = await decide_fresh(message, intent, key, received)
             # Durable before it is emitted: a redelivery must find it.
-            await decided.record(key_of_intent, message.partition, message.offset, fresh)
+            if not await decided.record(key_of_intent, message.partition, message.offset,
+                                        fresh):
+                metrics.send_failures += 1
         finally:
             del pending[key_of_intent]
             future.set_result(fresh)

@@ -10,6 +10,8 @@ keys are deleted once their window has passed (``streams/expiry.py``).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -19,7 +21,12 @@ from schemas.codec import Codec
 from streams.admission import partition_of
 from streams.expiry import Expiry
 
+log = logging.getLogger(__name__)
+
 RECORD: Final = "doublelock.state.DecidedIntent"
+# Longer than any healthy acknowledgement, short enough that a wedged producer
+# cannot hold an intent (and the application waiting for it) for good.
+ACK_TIMEOUT_S: Final = 5.0
 
 
 def dedupe_key(session_key: bytes, intent_id: str) -> bytes:
@@ -45,8 +52,10 @@ class DecidedIntents:
         _, record = self.codec.decode_record(raw)
         return int(record["offset"]), self.codec.decode(record["decision"])
 
-    async def record(self, key: bytes, partition: int, offset: int, decision: Decision) -> None:
-        """Store the first decision; returns once its changelog record is acknowledged."""
+    async def record(self, key: bytes, partition: int, offset: int, decision: Decision) -> bool:
+        """Store the first decision; returns once its changelog record is acknowledged
+        (True), or after ``ACK_TIMEOUT_S`` without it (False, and logged: the
+        decision then goes out all the same rather than never)."""
         raw = self.codec.encode_record(RECORD, {"offset": offset,
                                                 "decision": self.codec.encode(decision)})
         self.table.data[key] = raw  # the local store, in this event's partition
@@ -55,5 +64,11 @@ class DecidedIntents:
         sent = await self.table.changelog_topic.send(
             key=key, value=raw, partition=partition, key_serializer="raw",
             value_serializer="raw", callback=self.table._on_changelog_sent, force=True)
-        await sent
         self.expiry.track(key, decision.decided_at + self.window)
+        try:
+            await asyncio.wait_for(asyncio.shield(sent), ACK_TIMEOUT_S)
+        except TimeoutError:
+            log.error("decided record for %r not acknowledged in %.0f s", key[:80],
+                      ACK_TIMEOUT_S)
+            return False
+        return True
