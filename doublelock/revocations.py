@@ -147,7 +147,10 @@ class Revocations:
             else:
                 del self._users[user]
         for child, link in list(self._links.items()):
-            if link.at <= horizon and not self._children.get(child):
+            # A rotation link also stays while the old id has other children: it
+            # tells which of them were minted from an id already dead.
+            if link.at <= horizon and not self._children.get(child) and not (
+                    link.rotation and self._children.get(link.parent, 0) > 1):
                 del self._links[child]
                 self._forget_child_of(link.parent)
                 if self._successors.get(link.parent) == child:

@@ -91,6 +91,7 @@ class Outcome:
     stored: Decision | None
     intent: Intent | None = None
     rejection: list[Any] | None = None
+    reserved: bytes | None = None  # the dedupe key held until the decision is sent
 
 
 def build_app(
@@ -322,17 +323,21 @@ def build_app(
             return duplicate(message, intent, first_or_none)
         future = asyncio.get_running_loop().create_future()
         pending[key_of_intent] = (message.offset, future)
-        fresh: Decision | None = None
         try:
             fresh = await decide_fresh(message, intent, key, received)
             # Durable before it is emitted: a redelivery must find it.
             if not await decided.record(key_of_intent, message.partition, message.offset,
                                         fresh):
                 metrics.send_failures += 1
-        finally:
-            del pending[key_of_intent]
-            future.set_result(fresh)
-        return Outcome(fresh, fresh, intent)
+        except BaseException:
+            release(key_of_intent, None)
+            raise
+        return Outcome(fresh, fresh, intent, reserved=key_of_intent)
+
+    def release(key_of_intent: bytes, first: Decision | None) -> None:
+        """Let duplicates of this intent go: its decision is out (or never will be)."""
+        _, future = pending.pop(key_of_intent)
+        future.set_result(first)
 
     async def decide_fresh(message: Any, intent: Intent, key: bytes,
                            received: float) -> Decision:
@@ -366,8 +371,13 @@ def build_app(
             decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
             outcome = Outcome(decision, decision, None, rejection)
         decision = outcome.decision
-        emitted = decision if key_ring is None else sign(decision, key_ring)
-        await send(decisions_topic, decision.session_id.encode(), codec.encode(emitted))
+        try:
+            emitted = decision if key_ring is None else sign(decision, key_ring)
+            await send(decisions_topic, decision.session_id.encode(), codec.encode(emitted))
+        finally:
+            # Only now: a duplicate's deny must follow the first decision, not pass it.
+            if outcome.reserved is not None:
+                release(outcome.reserved, decision)
         metrics.timed(metrics.decide_ms, received)
         metrics.record_decision(decision.verdict.value, decision.reason.value)
         source = Source(message.topic, message.partition, message.offset)
@@ -447,7 +457,7 @@ def build_app(
             read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
         metrics.revocations = len(revocations)
-        metrics.expired = decided.expiry.deleted + sessions_expiry.deleted
+        metrics.forgotten = decided.expiry.deleted + sessions_expiry.deleted
         log.info("worker: %s", metrics.summary(lag))
 
     @app.on_partitions_revoked.connect

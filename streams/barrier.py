@@ -255,7 +255,8 @@ class SessionsBarrier:
             await self._refresh(partition, max(arrived, not_before))
             horizon = self._horizon.get(partition)
         await self._sessions_applied(partition, horizon.sessions_end)
-        await self._global.reached(horizon.global_ends)
+        # Shielded: the future is shared, and one waiter's timeout must not cancel it.
+        await asyncio.shield(self._global.reached(horizon.global_ends))
 
     async def _sessions_applied(self, partition: int, needed: int) -> None:
         if partition not in self._applied_next:

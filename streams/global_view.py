@@ -48,7 +48,8 @@ class GlobalView:
         self.applied = 0
         self.skipped = 0  # unusable records (the partition's agent dead-letters them)
         self._read_to: dict[TP, int] = {}  # the next offset to read, per partition
-        self._waiters: list[tuple[Mapping[TP, int], asyncio.Future[None]]] = []
+        # id(ends) → (ends, future): intents that share a refresh share one future.
+        self._waiters: dict[int, tuple[Mapping[TP, int], asyncio.Future[None]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -83,17 +84,22 @@ class GlobalView:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.stop()
-        for _, future in self._waiters:
+        for _, future in self._waiters.values():
             if not future.done():
                 future.cancel()
 
     def reached(self, ends: Mapping[TP, int]) -> asyncio.Future[None]:
-        """Resolves once the view has read every partition up to ``ends``."""
+        """Resolves once the view has read every partition up to ``ends``. The future
+        is shared by every caller with the same ``ends``: shield it before a timeout."""
+        waiting = self._waiters.get(id(ends))
+        if waiting is not None:
+            return waiting[1]
         future = asyncio.get_running_loop().create_future()
         if self._covers(ends):
             future.set_result(None)
         else:
-            self._waiters.append((ends, future))
+            # The entry holds ``ends`` alive, so its id cannot be reused meanwhile.
+            self._waiters[id(ends)] = (ends, future)
         return future
 
     def _covers(self, ends: Mapping[TP, int]) -> bool:
@@ -133,12 +139,8 @@ class GlobalView:
             self.skipped += 1
 
     def _release(self) -> None:
-        still = []
-        for ends, future in self._waiters:
-            if future.done():
-                continue
-            if self._covers(ends):
-                future.set_result(None)
-            else:
-                still.append((ends, future))
-        self._waiters = still
+        for key, (ends, future) in list(self._waiters.items()):
+            if future.done() or self._covers(ends):
+                del self._waiters[key]
+                if not future.done():
+                    future.set_result(None)

@@ -17,7 +17,7 @@ class Metrics:
     send_failures: int = 0
     redelivered: int = 0  # decisions re-emitted for records delivered again
     revocations: int = 0  # the global view's size: user revocations, links, revoked
-    expired: int = 0  # decided intents forgotten once their dedupe window passed
+    forgotten: int = 0  # table entries forgotten: ended sessions, intents past their window
     # Per interval, in ms: the barrier's wait, and intent received → decision produced.
     barrier_ms: list[float] = field(default_factory=list)
     decide_ms: list[float] = field(default_factory=list)
@@ -46,7 +46,7 @@ class Metrics:
         return (f"decided={self.decided} ({rate:.1f}/s) blocked[{blocked}] "
                 f"lifecycle_applied={self.applied} rejected[{rejected}] "
                 f"send_failures={self.send_failures} redelivered={self.redelivered} "
-                f"revocations={self.revocations} decided_expired={self.expired} "
+                f"revocations={self.revocations} forgotten={self.forgotten} "
                 f"intents_lag={lag} {timings}")
 
 

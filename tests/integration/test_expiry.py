@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from doublelock.events import Intent, SessionCreated
 from tests.cases import policy
+from tests.live import ask
 from workers.client import DecisionReader, Publisher
 
 pytestmark = pytest.mark.integration
@@ -59,8 +60,7 @@ def test_an_intent_id_is_forgotten_after_its_dedupe_window(start_worker: Any) ->
                         "D1", "ui", "console")
         seen = reader.gather({intent.intent_id: 1}, 0.01)  # drain what came before
         assert not seen
-        publisher.intent(intent).get(timeout=10)
-        decision = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+        decision = ask(publisher, reader, intent)
         return decision.verdict.value, decision.reason.value
 
     assert attempt() == ("allow", "ok")
@@ -87,8 +87,7 @@ def test_a_session_is_forgotten_after_its_absolute_end(start_worker: Any) -> Non
     def attempt(n: int) -> str:
         intent = Intent(f"{sid}-{n}", sid, "U1", "doc.delete", "r", now_ms(), "203.0.113.7",
                         "D1", "ui", "console")
-        publisher.intent(intent).get(timeout=10)
-        return reader.wait_for([intent.intent_id], 20)[intent.intent_id].reason.value
+        return ask(publisher, reader, intent).reason.value
 
     assert attempt(1) == "ok"
     # Its end at 3 s, kept for one absolute timeout more, then a sweep.
@@ -111,8 +110,7 @@ def test_keys_restored_from_the_changelog_expire_too(start_worker: Any) -> None:
     publisher.lifecycle(SessionCreated(sid, at, "U1", at, 2, "203.0.113.7", "D1")).get(10)
     intent = Intent(f"R-{run}", sid, "U1", "doc.delete", "r", now_ms(), "203.0.113.7", "D1",
                     "ui", "console")
-    publisher.intent(intent).get(timeout=10)
-    assert reader.wait_for([intent.intent_id], 20)[intent.intent_id].allowed
+    assert ask(publisher, reader, intent).allowed
     publisher.close()
     reader.close()
     first.stop()  # before the window ends: only the changelog knows the key now

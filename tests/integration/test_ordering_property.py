@@ -35,25 +35,13 @@ from doublelock.events import (
 )
 from doublelock.policy import parse_policy
 from doublelock.verdict import Decision
+from tests.cases import policy
 from workers.client import DecisionReader, Publisher
 from workers.decide import Replay
 
 pytestmark = pytest.mark.integration
 
-POLICY = """
-[session]
-absolute_timeout = "8h"
-idle_timeout = "3s"
-[clock]
-skew_tolerance = "2s"
-intent_max_age = "30s"
-[binding]
-ip = "off"
-device = "exact"
-[[actions]]
-match = ["payments.*"]
-reauth_within = "4s"
-"""
+POLICY = policy(idle="3s", actions='[[actions]]\nmatch = ["payments.*"]\nreauth_within = "4s"\n')
 BACKLOG = 2000  # heartbeats ahead of each program, spread over four partitions
 
 slot = st.integers(0, 7)

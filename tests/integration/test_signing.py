@@ -14,6 +14,7 @@ from doublelock.signing import parse_key_ring, sign, verify
 from doublelock.verdict import Decision, Reason, Verdict
 from schemas.codec import Codec
 from tests.cases import policy
+from tests.live import ask
 from workers.client import DecisionReader, Publisher
 
 pytestmark = pytest.mark.integration
@@ -45,8 +46,7 @@ def test_a_forged_allow_is_refused_and_the_signed_deny_gets_through(start_worker
     ):
         publisher.raw(worker.settings.topics.decisions, sid.encode(), codec.encode(forged))
     publisher.flush()
-    publisher.intent(intent).get(timeout=10)
-    got = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+    got = ask(publisher, reader, intent)
     publisher.close()
     reader.close()
     assert (got.verdict, got.reason) == (Verdict.DENY, Reason.REVOKED)
@@ -76,8 +76,7 @@ def test_with_signed_events_required_an_unsigned_reauthentication_changes_nothin
     def attempt(session: str, n: int) -> tuple[str, str]:
         intent = Intent(f"{session}-{n}", session, "U1", "repo.delete", "r", now_ms(),
                         "192.0.2.4", "D1", "ui", "sig")
-        publisher.intent(intent).get(timeout=10)
-        got = reader.wait_for([intent.intent_id], 20)[intent.intent_id]
+        got = ask(publisher, reader, intent)
         return got.verdict.value, got.reason.value
 
     assert attempt(sid, 1) == ("step_up", "reauth_required")  # the forgery did nothing

@@ -284,3 +284,14 @@ def test_a_session_minted_from_an_id_already_rotated_away_is_born_dead() -> None
     ])
     assert revocations.revoked_by(state("K0")) is None  # minted before: lives with S2
     assert revocations.revoked_by(state("K1")) == "minted from S1 after it was rotated to S2"
+
+
+def test_pruning_keeps_a_rotation_while_sessions_minted_from_the_old_id_live() -> None:
+    rotated = BASE + MINUTE
+    revocations = fed([Rotated("B", rotated, "A"),
+                       SessionCreated("K", rotated + 30 * MINUTE, "U1", rotated, 2, "ip", "D1",
+                                      parent_session_id="B")])
+    verdict = "minted from B after it was rotated to A"
+    assert revocations.revoked_by(state("K", born=rotated + 30 * MINUTE)) == verdict
+    revocations.prune(rotated + POLICY.absolute_timeout + MINUTE)  # the rotation is old now
+    assert revocations.revoked_by(state("K", born=rotated + 30 * MINUTE)) == verdict
