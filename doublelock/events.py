@@ -125,6 +125,8 @@ class Inherited:
     expires_at: Millis | None = None
     ended_at: Millis | None = None
     end_reason: str | None = None
+    # The ids the login had before the new one, newest first (from_session_id too).
+    former_ids: tuple[str, ...] = ()
 
 
 LifecycleEvent: TypeAlias = (
@@ -226,6 +228,8 @@ def validate_event(event: LifecycleEvent, now: Millis | None = None) -> None:
         for name in ("created_at", "login_at", "auth_time", "last_activity"):
             check_instant(name, getattr(event, name), now)
         _check_auth_level(event.auth_level)
+        if event.session_id in event.former_ids:
+            raise RejectedEvent("malformed", "a session cannot inherit from its own id")
     if isinstance(event, Rotated):
         if not event.new_session_id:
             raise RejectedEvent("missing_field", "new_session_id is empty")

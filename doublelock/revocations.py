@@ -103,9 +103,6 @@ class Revocations:
 
     def revoked_by(self, state: SessionState) -> str | None:
         """Why the session is dead though its own state says alive, or None."""
-        # The ids the session has had: a rotation keeps the login, so the session
-        # that made a user-wide change stays excepted under its new id.
-        own_ids, same_login = {state.session_id}, True
         for ancestor, link in self.lineage(state.session_id):
             revoked = self._revoked.get(ancestor)
             if revoked is not None:
@@ -122,9 +119,9 @@ class Revocations:
                 if revoked is not None:
                     return (f"ancestor session {ancestor} revoked as {later} "
                             f"({revoked.reason})")
-            same_login = same_login and link.rotation
-            if same_login:
-                own_ids.add(ancestor)
+        # The ids come from the session's own state, not from links: a rotation
+        # naming an id that already had a login of its own does not make it excepted.
+        own_ids = {state.session_id, *state.former_ids}
         for event in self._users.get(state.user_id, ()):
             if state.born_at < event.at and event.except_session_id not in own_ids:
                 return f"all sessions of the user revoked ({event.reason})"

@@ -26,6 +26,10 @@ from doublelock.events import (
 )
 from doublelock.policy import Policy
 
+# A login rotated more often than this is excepted from a user-wide revocation only
+# under its latest ids (an older one named as the exception no longer spares it).
+MAX_FORMER_IDS: Final = 16
+
 
 class Status(StrEnum):
     ACTIVE = "active"
@@ -54,6 +58,9 @@ class SessionState:
     # When the session (or the one it was rotated from) was created; None in states
     # written before 0.2, where login_at stands in.
     created_at: Millis | None = None
+    # The ids this login had before, newest first: a rotation keeps the login, so
+    # the session that made a user-wide change stays excepted under its new id.
+    former_ids: tuple[str, ...] = ()
 
     @property
     def born_at(self) -> Millis:
@@ -102,6 +109,7 @@ def apply(state: SessionState | None, event: LifecycleEvent, policy: Policy) -> 
             device_id=event.device_id, last_activity=event.last_activity,
             expires_at=event.expires_at, status=status, ended_at=event.ended_at,
             end_reason=event.end_reason, created_at=event.created_at,
+            former_ids=event.former_ids[:MAX_FORMER_IDS],
         )
     if state is None:
         raise RejectedEvent("unknown_session", f"{event.session_id!r} was never created")
@@ -162,6 +170,7 @@ def successor(state: SessionState, event: Rotated) -> Inherited:
         device_id=state.device_id, last_activity=state.last_activity,
         status=state.status.value, expires_at=state.expires_at, ended_at=state.ended_at,
         end_reason=state.end_reason,
+        former_ids=(state.session_id, *state.former_ids)[:MAX_FORMER_IDS],
     )
 
 

@@ -190,6 +190,8 @@ class Codec:
                     record["signature"] = record["signature"].encode("latin-1")
             elif cls is SessionState:
                 record["status"] = Status(record["status"])
+            if "former_ids" in record:
+                record["former_ids"] = tuple(record["former_ids"])
             elif cls is Early:
                 try:
                     record["events"] = tuple(self.decode_lifecycle(e) for e in record["events"])

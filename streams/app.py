@@ -307,13 +307,8 @@ def build_app(
         # From the lookup to the reservation nothing awaits: tasks start in the
         # order their records arrived, so the first of two duplicates reserves first.
         key_of_intent = dedupe_key(key, intent.intent_id)
-        seen = decided.first(key_of_intent)
-        if seen is not None:
-            offset, first = seen
-            if offset == message.offset:
-                return again(message, intent, first)
-            if is_duplicate(first, clock(), policy):
-                return duplicate(message, intent, first)
+        # The first attempt may be stored already but not yet sent: wait for it
+        # either way, so that a duplicate's deny never overtakes the first decision.
         running = pending.get(key_of_intent)
         if running is not None:
             offset, future = running
@@ -321,6 +316,13 @@ def build_app(
             if offset == message.offset and first_or_none is not None:
                 return again(message, intent, first_or_none)
             return duplicate(message, intent, first_or_none)
+        seen = decided.first(key_of_intent)
+        if seen is not None:
+            offset, first = seen
+            if offset == message.offset:
+                return again(message, intent, first)
+            if is_duplicate(first, clock(), policy):
+                return duplicate(message, intent, first)
         future = asyncio.get_running_loop().create_future()
         pending[key_of_intent] = (message.offset, future)
         try:

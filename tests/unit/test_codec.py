@@ -120,7 +120,8 @@ SAMPLES: Final[list[Any]] = [
     SessionState("S1", "U1", AT, AT, 2, "203.0.113.7", "D1", AT, status=Status.REVOKED,
                  ended_at=AT, end_reason="admin"),
     Rotated("S0", AT, "S1"),
-    Inherited("S1", AT, "S0", "U1", AT, AT, AT, 2, "203.0.113.7", "D1", AT, "active"),
+    Inherited("S1", AT, "S0", "U1", AT, AT, AT, 2, "203.0.113.7", "D1", AT, "active",
+              former_ids=("S0", "S-1")),
     UserSessionsRevoked("U1", AT, "password_reset", except_session_id="S1"),
     Early("S9", (Activity("S9", AT), LoggedOut("S9", AT + 1))),
 ]

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from doublelock.events import (
@@ -57,8 +57,10 @@ lineage_events = st.one_of(
 )
 
 
-def state(sid: str, user: str = "U1", born: Millis = BASE) -> SessionState:
-    return SessionState(sid, user, born, born, 2, "192.0.2.1", "D1", born, created_at=born)
+def state(sid: str, user: str = "U1", born: Millis = BASE,
+          former: tuple[str, ...] = ()) -> SessionState:
+    return SessionState(sid, user, born, born, 2, "192.0.2.1", "D1", born, created_at=born,
+                        former_ids=former)
 
 
 def fed(events: list[Any]) -> Revocations:
@@ -74,6 +76,10 @@ def fed(events: list[Any]) -> Revocations:
 @PROPERTY
 @given(st.lists(lineage_events, max_size=12), st.lists(lineage_events, max_size=6),
        sids, users, minutes)
+@example(  # a rotation naming a session of its own as the new id: no exception for it
+    first=[SessionCreated("A", BASE, "U1", BASE, 2, "192.0.2.1", "D1"),
+           UserSessionsRevoked("U1", BASE + MINUTE, "password_reset", except_session_id="D")],
+    more=[Rotated("D", BASE, "A")], sid="A", user="U1", born=BASE)
 def test_more_revocations_never_revive_a_session(
     first: list[Any], more: list[Any], sid: str, user: str, born: Millis
 ) -> None:
@@ -119,7 +125,9 @@ def test_a_user_revocation_spares_later_sessions_and_the_one_that_made_it() -> N
     assert revocations.revoked_by(state("B")) == "all sessions of the user revoked " \
                                                   "(password_reset)"
     assert revocations.revoked_by(state("A")) is None
-    assert revocations.revoked_by(state("A2")) is None  # the same login, a new id
+    assert revocations.revoked_by(state("A2", former=("A",))) is None  # the same login
+    # A session of its own that a rotation names as the new id is not that login.
+    assert revocations.revoked_by(state("A2")) is not None
     assert revocations.revoked_by(state("K")) is not None  # minted from it: not the same login
     assert revocations.revoked_by(state("B", born=reset.at)) is None  # created at the reset
     assert revocations.revoked_by(state("B", user="U2")) is None
@@ -209,10 +217,26 @@ def test_a_rotation_applied_again_hands_on_the_same_login(history: list[Any]) ->
     assert isinstance(heir, SessionState)
     assert (heir.login_at, heir.auth_time, heir.device_id, heir.alive) == (
         before.login_at, before.auth_time, before.device_id, before.alive)
+    assert heir.former_ids == ("A", *before.former_ids)
     # A second rotation of the same id hands on a dead session.
     second = successor(after, Rotated("A", rotation.at, "C"))
     assert second.status != Status.ACTIVE.value
     assert second.status == (Status.ROTATED if before.alive else before.status).value
+
+
+def test_the_excepted_session_lives_on_through_every_rotation() -> None:
+    reset = UserSessionsRevoked("U1", BASE + 10 * MINUTE, "password_reset",
+                                except_session_id="A")
+    slot, _ = step(None, created(), POLICY)
+    for old, new in (("A", "B"), ("B", "C")):
+        assert isinstance(slot, SessionState)
+        rotation = Rotated(old, BASE + 20 * MINUTE, new)
+        slot, _ = step(None, successor(slot, rotation), POLICY)
+    assert isinstance(slot, SessionState) and slot.former_ids == ("B", "A")
+    revocations = fed([reset, Rotated("A", BASE + 20 * MINUTE, "B"),
+                       Rotated("B", BASE + 20 * MINUTE, "C")])
+    assert revocations.revoked_by(slot) is None
+    assert revocations.revoked_by(replace(slot, former_ids=("B",))) is not None
 
 
 # -- duplicates ----------------------------------------------------------------------
