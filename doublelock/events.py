@@ -6,6 +6,7 @@ Times are integer milliseconds since the Unix epoch (UTC), the unit of Avro's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
@@ -27,6 +28,8 @@ LATEST: Final[Millis] = 4_102_444_800_000
 MAX_FUTURE: Final[Millis] = DAY
 
 CHANNELS: Final = ("ui", "api", "ws", "cli")
+TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule
+MAX_PARTITIONS: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,11 @@ class Intent:
     channel: str
     app: str
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # Where the decision goes: a topic named after the decisions topic (its name, a
+    # dot, a suffix) and a partition of it, so that an instance reads its own answers
+    # only. None: the decisions topic, keyed by session id.
+    reply_to: str | None = None
+    reply_partition: int | None = None
 
 
 def check_instant(name: str, value: Millis, now: Millis | None = None) -> None:
@@ -254,3 +262,8 @@ def validate_intent(intent: Intent, now: Millis | None = None) -> None:
     if intent.channel not in CHANNELS:
         raise RejectedEvent("malformed", f"channel={intent.channel!r} is not one of {CHANNELS}")
     check_instant("occurred_at", intent.occurred_at, now)
+    if intent.reply_to is not None and not TOPIC_NAME.fullmatch(intent.reply_to):
+        raise RejectedEvent("malformed", f"reply_to={intent.reply_to[:80]!r} is not a topic name")
+    if intent.reply_partition is not None and not 0 <= intent.reply_partition < MAX_PARTITIONS:
+        raise RejectedEvent("malformed",
+                            f"reply_partition={intent.reply_partition} is out of range")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from doublelock.events import Intent, Millis
-from doublelock.policy import Policy
+from doublelock.policy import ActionRule, Policy
 from doublelock.revocations import Revocations
 from doublelock.session import SessionState, Status
 
@@ -33,6 +33,13 @@ class Reason(StrEnum):
     EXPIRED_IDLE = "expired_idle"
     CONTEXT_MISMATCH = "context_mismatch"
     REAUTH_REQUIRED = "reauth_required"
+    # Given by the SDK in the application, never by the worker: why no decision of
+    # the worker's could be acted on. Each one is a deny.
+    NO_DECISION = "no_decision"
+    DECISION_EXPIRED = "decision_expired"
+    BAD_SIGNATURE = "bad_signature"
+    DECISION_MISMATCH = "decision_mismatch"
+    BROKER_ERROR = "broker_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,9 @@ class Decision:
     # HMAC-SHA256 by the worker (doublelock/signing.py); empty when it signs nothing.
     key_id: str = ""
     signature: bytes = b""
+    # On a step_up, what the action demands (RFC 9470's max_age and acr level).
+    max_auth_age_ms: Millis | None = None
+    min_auth_level: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -144,7 +154,8 @@ def decide(
     """
 
     def verdict(
-        v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None
+        v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None,
+        rule: ActionRule | None = None,
     ) -> Decision:
         if state is None:
             evidence: tuple[Millis | None, ...] = (None, None, None)
@@ -157,6 +168,8 @@ def decide(
             policy_version=policy.version,
             session_age_ms=evidence[0], idle_ms=evidence[1], reauth_age_ms=evidence[2],
             detail=detail,
+            max_auth_age_ms=None if rule is None else rule.reauth_within,
+            min_auth_level=None if rule is None else rule.min_auth_level,
         )
 
     if live:
@@ -191,11 +204,13 @@ def decide(
     if rule is not None:
         if rule.min_auth_level is not None and state.auth_level < rule.min_auth_level:
             return verdict(Verdict.STEP_UP, Reason.REAUTH_REQUIRED,
-                           f"needs auth level {rule.min_auth_level}, has {state.auth_level}")
+                           f"needs auth level {rule.min_auth_level}, has {state.auth_level}",
+                           rule=rule)
         if rule.reauth_within is not None:
             fresh_until = state.auth_time + rule.reauth_within
             if now >= fresh_until:
                 return verdict(Verdict.STEP_UP, Reason.REAUTH_REQUIRED,
-                               f"needs authentication within {rule.reauth_within} ms")
+                               f"needs authentication within {rule.reauth_within} ms",
+                               rule=rule)
             until = min(until, fresh_until)
     return verdict(Verdict.ALLOW, Reason.OK, until=until)

@@ -39,6 +39,7 @@ from streams.decided import DecidedIntents, dedupe_key
 from streams.expiry import Expiry
 from streams.global_view import GlobalView
 from streams.metrics import Metrics
+from streams.replies import Replies
 from streams.sink import ClickHouseSink
 from streams.transport import LowLatencyTransport
 from workers.settings import Settings
@@ -92,6 +93,7 @@ class Outcome:
     intent: Intent | None = None
     rejection: list[Any] | None = None
     reserved: bytes | None = None  # the dedupe key held until the decision is sent
+    asked: Intent | None = None  # the intent as decoded, even if it could not be decided
 
 
 def build_app(
@@ -185,13 +187,23 @@ def build_app(
     key_ring = settings.key_ring()
     budget_s = settings.barrier_timeout_ms / 1000 + grace_s
 
+    replies = Replies(topics.decisions, broker.partition_count)
+    reply_topics = {topics.decisions: decisions_topic}
+
+    def reply_topic(name: str) -> faust.TopicT:
+        if name not in reply_topics:  # only names Replies checked exist
+            reply_topics[name] = raw_topic(name)
+        return reply_topics[name]
+
     async def send(topic: faust.TopicT, key: bytes | None, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None) -> None:
+                   headers: list[tuple[str, bytes]] | None = None,
+                   partition: int | None = None) -> None:
         """Produce without ever raising into an agent: a failed send is logged and
         counted; the application then hears nothing for that intent, which it must
         treat as a deny."""
         try:
-            await topic.send(key=key, value=value, headers=headers, force=True)
+            await topic.send(key=key, value=value, headers=headers, partition=partition,
+                             force=True)
         except Exception:
             metrics.send_failures += 1
             log.exception("could not produce to %s", topic.get_topic_name())
@@ -303,7 +315,7 @@ def build_app(
             else:
                 decision = _undecodable(message, Reason.MALFORMED, exc.message, clock(),
                                         policy)
-            return Outcome(decision, decision, None, row)
+            return Outcome(decision, decision, None, row, asked=intent)
         # From the lookup to the reservation nothing awaits: tasks start in the
         # order their records arrived, so the first of two duplicates reserves first.
         key_of_intent = dedupe_key(key, intent.intent_id)
@@ -375,7 +387,9 @@ def build_app(
         decision = outcome.decision
         try:
             emitted = decision if key_ring is None else sign(decision, key_ring)
-            await send(decisions_topic, decision.session_id.encode(), codec.encode(emitted))
+            topic, partition = await replies.route(outcome.intent or outcome.asked)
+            await send(reply_topic(topic), decision.session_id.encode(), codec.encode(emitted),
+                       partition=partition)
         finally:
             # Only now: a duplicate's deny must follow the first decision, not pass it.
             if outcome.reserved is not None:
@@ -458,9 +472,13 @@ def build_app(
             high = app.consumer.highwater(tp)
             read = _consumer(app)._committed_offset.get(tp) or 0
             lag += max(0, (high or 0) - read)
-        metrics.revocations = len(revocations)
-        metrics.forgotten = decided.expiry.deleted + sessions_expiry.deleted
+        gauges()
         log.info("worker: %s", metrics.summary(lag))
+
+    def gauges() -> None:
+        metrics.revocations = len(revocations)
+        metrics.unroutable = replies.unroutable
+        metrics.forgotten = decided.expiry.deleted + sessions_expiry.deleted
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -474,6 +492,7 @@ def build_app(
         await sink.flush()
         await broker.close()
         await global_view.stop()
+        gauges()
         log.info("worker stopping: %s", metrics.summary(0))
 
     app.before_stop = before_stop

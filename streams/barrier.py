@@ -113,6 +113,17 @@ class BrokerClient:
         ends = await asyncio.wait_for(client.end_offsets(wanted), END_OFFSETS_TIMEOUT_S)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
+    async def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has, None if it does not exist."""
+        async with self._locks["start"]:
+            client = await self._client("offsets")
+        # The consumer's public topics() gives names only; the client's metadata
+        # has the partitions, and is fetched afresh (a topic may be new).
+        cluster = await asyncio.wait_for(client._client.fetch_all_metadata(),
+                                         END_OFFSETS_TIMEOUT_S)
+        partitions = cluster.partitions_for_topic(topic)
+        return len(partitions) if partitions else None
+
     async def last_record(self, tp: TP, start: int, end: int,
                           timeout_s: float) -> int | None:
         """The offset of the last record in start..end-1 that a consumer would be

@@ -18,6 +18,7 @@ class Metrics:
     redelivered: int = 0  # decisions re-emitted for records delivered again
     revocations: int = 0  # the global view's size: user revocations, links, revoked
     forgotten: int = 0  # table entries forgotten: ended sessions, intents past their window
+    unroutable: int = 0  # decisions sent to the decisions topic, not where the intent asked
     # Per interval, in ms: the barrier's wait, and intent received → decision produced.
     barrier_ms: list[float] = field(default_factory=list)
     decide_ms: list[float] = field(default_factory=list)
@@ -47,6 +48,7 @@ class Metrics:
                 f"lifecycle_applied={self.applied} rejected[{rejected}] "
                 f"send_failures={self.send_failures} redelivered={self.redelivered} "
                 f"revocations={self.revocations} forgotten={self.forgotten} "
+                f"unroutable={self.unroutable} "
                 f"intents_lag={lag} {timings}")
 
 

@@ -22,14 +22,32 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     # the policy says it is: keep them (docs/OPERATIONS.md).
     configs = {topics.users: {"retention.ms": "-1"}}
     names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter, topics.users]
+    counts = _ensure(settings, [NewTopic(n, settings.partitions, 1,
+                                         topic_configs=configs.get(n, {})) for n in names])
+    if counts.get(topics.intents) != counts.get(topics.sessions):
+        raise ServiceError(
+            f"{topics.intents} has {counts.get(topics.intents)} partitions and "
+            f"{topics.sessions} {counts.get(topics.sessions)}: they must be co-partitioned"
+        )
+    return counts
+
+
+def ensure_reply_topic(settings: Settings, name: str, partitions: int) -> int:
+    """Create an application's reply topic if missing (decisions are answers waited
+    for within seconds: an hour of retention is plenty); its partition count."""
+    return _ensure(settings, [NewTopic(name, partitions, 1,
+                                       topic_configs={"retention.ms": "3600000"})])[name]
+
+
+def _ensure(settings: Settings, wanted: list[NewTopic]) -> dict[str, int]:
+    names = [t.name for t in wanted]
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
     except KafkaError as exc:
         raise ServiceError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, settings.partitions, 1, topic_configs=configs.get(n, {}))
-                   for n in names if n not in existing]
+        missing = [t for t in wanted if t.name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -43,11 +61,6 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
         admin.close()
     if min(counts.values(), default=0) == 0:
         raise ServiceError(f"topics {names} did not show their partitions in time")
-    if counts.get(topics.intents) != counts.get(topics.sessions):
-        raise ServiceError(
-            f"{topics.intents} has {counts.get(topics.intents)} partitions and "
-            f"{topics.sessions} {counts.get(topics.sessions)}: they must be co-partitioned"
-        )
     return counts
 
 

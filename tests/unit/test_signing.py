@@ -51,6 +51,8 @@ def test_changing_any_signed_field_breaks_the_signature(name: str) -> None:
         changed = not value
     elif isinstance(value, int):
         changed = value + 1
+    elif value is None:  # an optional demand, added
+        changed = 0
     else:
         changed = "k2" if name == "key_id" else value + "x"
     assert not verify(replace(signed, **{name: changed}), ring)
