@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test unit integration check bench kafka-up kafka-down clean
+.PHONY: setup demo example browser test unit integration check bench kafka-up kafka-down clean
 
 setup: $(VENV)/.installed
 
@@ -17,15 +17,26 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/doublelock demo
 
+## make example: the example web app (SDK + middleware) against a local worker
+example: setup
+	$(BIN)/python -m examples.webapp
+
+## make browser: Debian's chromium, for the example app's browser test
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get install -y -q --no-install-recommends chromium \
+	  || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }'; }
+	@/usr/bin/chromium --version
+
 ## make test: every test, unit and integration, against the real broker and chdb
-test: setup
+test: setup browser
 	$(BIN)/doublelock kafka up
 	$(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-integration: setup
+integration: setup browser
 	$(BIN)/doublelock kafka up
 	$(BIN)/python -m pytest tests/integration
 

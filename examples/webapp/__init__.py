@@ -1,0 +1,1 @@
+"""The example application (``python -m examples.webapp``, or ``make example``)."""

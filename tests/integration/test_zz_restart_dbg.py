@@ -1,0 +1,108 @@
+"""The changelog is the source of truth: a worker started on an empty data dir, in
+the same consumer group, recovers every session before it decides anything."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from dashboards.store import Store
+from doublelock.events import Intent, LoggedOut, SessionCreated
+from workers.client import DecisionReader, Publisher
+
+pytestmark = pytest.mark.integration
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_state_survives_a_restart_on_an_empty_data_dir(start_worker: Any) -> None:
+    first = start_worker()
+    run = uuid.uuid4().hex[:6]
+    alive, gone = f"alive-{run}", f"gone-{run}"
+    publisher = Publisher(first.settings)
+    at = now_ms()
+    for sid in (alive, gone):
+        publisher.lifecycle(SessionCreated(sid, at, "U1", at, 2, "192.0.2.7", "D1"))
+    publisher.lifecycle(LoggedOut(gone, at + 1))
+    publisher.flush()
+    reader = DecisionReader(first.settings)
+    check = Intent(f"before-{run}", gone, "U1", "report.view", "r", now_ms(), "192.0.2.7",
+                   "D1", "ui", "console")
+    publisher.intent(check)  # decided after the logout: the state is in the changelog
+    publisher.flush()
+    assert reader.wait_for([check.intent_id], 20)[check.intent_id].reason.value == "revoked"
+    first.stop()
+
+    second = start_worker(like=first)
+    assert second.settings.data_dir != first.settings.data_dir
+    intents = {
+        sid: Intent(f"after-{sid}", sid, "U1", "report.view", "r", now_ms(), "192.0.2.7", "D1",
+                    "ui", "console") for sid in (alive, gone)
+    }
+    for intent in intents.values():
+        publisher.intent(intent)
+    publisher.flush()
+    got = reader.wait_for([i.intent_id for i in intents.values()], 20)
+    publisher.close()
+    reader.close()
+    assert (got[f"after-{alive}"].verdict.value, got[f"after-{alive}"].reason.value) == (
+        "allow", "ok")
+    assert (got[f"after-{gone}"].verdict.value, got[f"after-{gone}"].reason.value) == (
+        "deny", "revoked")
+
+
+def test_after_a_crash_a_redelivered_intent_gets_its_first_decision_again(
+    start_worker: Any,
+) -> None:
+    # The sink never flushes: decisions go out, offsets are never committed.
+    first = start_worker(DOUBLELOCK_FLUSH_INTERVAL_MS="600000", DOUBLELOCK_FLUSH_ROWS="100000")
+    run = uuid.uuid4().hex[:6]
+    publisher, reader = Publisher(first.settings), DecisionReader(first.settings)
+    at = now_ms()
+    sessions = [f"crash-{run}-{i}" for i in range(8)]
+    for sid in sessions:
+        publisher.lifecycle(SessionCreated(sid, at, "U1", at, 2, "192.0.2.7", "D1"))
+    publisher.lifecycle(LoggedOut(sessions[0], at + 1))
+    intents = [Intent(f"once-{sid}", sid, "U1", "doc.delete", "r", now_ms(), "192.0.2.7",
+                      "D1", "ui", "console") for sid in sessions]
+    for intent in intents:
+        publisher.intent(intent)
+    publisher.flush()
+    ids = [i.intent_id for i in intents]
+    before = reader.gather({i: 1 for i in ids}, 20)
+    assert {i: d[0].reason.value for i, d in before.items()} == {
+        i: "revoked" if i.endswith("-0") else "ok" for i in ids}
+    time.sleep(1.0)  # the decided table's changelog leaves with the producer's next batch
+    first.process.kill()  # no clean stop: nothing is committed
+    first.process.wait()
+    from kafka import KafkaAdminClient
+    adm = KafkaAdminClient(bootstrap_servers=first.settings.bootstrap)
+    offs = adm.list_group_offsets(first.env["DOUBLELOCK_APP_ID"])
+    print("COMMITTED", offs)
+    adm.close()
+
+    second = start_worker(like=first, DOUBLELOCK_FLUSH_INTERVAL_MS="200")
+    again = reader.gather({i: 1 for i in ids}, 30)
+    publisher.close()
+    reader.close()
+    for intent_id in ids:
+        first_answer, second_answer = before[intent_id][0], again[intent_id][0]
+        assert second_answer.redelivery and not first_answer.redelivery
+        # The same decision, taken at the same instant: not a second one.
+        assert second_answer == dataclasses.replace(first_answer, redelivery=True)
+    log = second.stop()
+    assert "Traceback" not in log, log[-3000:]
+    store = Store(second.settings.dsn)
+    try:
+        rows = store.sql("SELECT intent_id, count() FROM decisions FINAL "
+                         "WHERE intent_id IN {ids:Array(String)} GROUP BY intent_id",
+                         {"ids": ids})
+    finally:
+        store.close()
+    assert dict(rows) == {i: 1 for i in ids}
