@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/doublelock kafka up
 	$(BIN)/python -m bench.decide_core
 	$(BIN)/python -m bench.worker_roundtrip
+	$(BIN)/python -m bench.sdk_pending
 
 kafka-up: setup
 	$(BIN)/doublelock kafka up

@@ -11,35 +11,15 @@ The broker must run (``doublelock kafka up``); the worker runs on topics of its 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 
+from bench.live import bench_worker, percentile, print_worker_summaries, rss_mib
 from doublelock.events import Intent, SessionCreated
-from workers.client import DecisionReader, Publisher, wait_until_deciding
-from workers.settings import Settings
-from workers.topics import delete_topics, ensure_topics
+from workers.client import DecisionReader, Publisher
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 def main() -> None:
@@ -50,18 +30,8 @@ def main() -> None:
     args.add_argument("--sessions", type=int, default=2_000)
     opts = args.parse_args()
 
-    run = uuid.uuid4().hex[:8]
-    data_dir = tempfile.mkdtemp(prefix="doublelock-bench-")
-    env = {"DOUBLELOCK_TOPIC_PREFIX": f"bench-{run}.", "DOUBLELOCK_APP_ID": f"bench-{run}",
-           "DOUBLELOCK_DATA_DIR": data_dir, "DOUBLELOCK_REPORT_INTERVAL_MS": "5000"}
-    settings = Settings.from_env({**os.environ, **env})
-    ensure_topics(settings)
-    with open(f"{data_dir}/worker.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"],
-                                  env={**os.environ, **env}, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    try:
-        wait_until_deciding(settings, worker)
+    with bench_worker() as live:
+        settings, worker, run = live.settings, live.process, live.run
         publisher, reader = Publisher(settings), DecisionReader(settings)
         at = now_ms()
         sessions = [f"bs-{run}-{i}" for i in range(opts.sessions)]
@@ -110,16 +80,7 @@ def main() -> None:
               f"max {max(latencies):.1f} ms; worker RSS {rss_mib(worker.pid):.0f} MiB")
         publisher.close()
         reader.close()
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
-        delete_topics(settings, {f"bench-{run}"})
-    # The worker's own view, per 5 s: barrier wait and receive → produce, in ms.
-    print("worker summaries (every 5 s):")
-    with open(f"{data_dir}/worker.log", errors="replace") as log_lines:
-        for line in log_lines:
-            if "worker: decided=" in line or "worker stopping:" in line:
-                print("  " + line.split("] ", 3)[-1].strip())
+    print_worker_summaries(live.log)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ class Subject:
 @dataclass(slots=True)
 class _Waiter:
     intent: Intent
-    future: concurrent.futures.Future[Decision] = field(
-        default_factory=concurrent.futures.Future)
+    # check_async waits on an asyncio future of its loop, check on a thread's future.
+    loop: asyncio.AbstractEventLoop | None = None
+    future: Any = field(default_factory=concurrent.futures.Future)
     # Why the decisions seen for it so far could not be used, if any were seen.
     refused: Reason | None = None
 
@@ -119,11 +120,10 @@ class Doublelock:
         return self._finish(waiter, decision)
 
     async def check_async(self, intent: Intent, timeout: float | None = None) -> Decision:
-        waiter = self._submit(intent)
+        waiter = self._submit(intent, asyncio.get_running_loop())
         try:
             decision: Decision | None = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(waiter.future)),
-                self.timeout_s if timeout is None else timeout)
+                asyncio.shield(waiter.future), self.timeout_s if timeout is None else timeout)
         except TimeoutError:
             decision = None
         return self._finish(waiter, decision)
@@ -132,10 +132,11 @@ class Doublelock:
     def pending(self) -> int:
         return len(self._pending)
 
-    def _submit(self, intent: Intent) -> _Waiter:
+    def _submit(self, intent: Intent, loop: asyncio.AbstractEventLoop | None = None
+                ) -> _Waiter:
         intent = replace(intent, reply_to=self.reply_topic,
                          reply_partition=self.reply_partition)
-        waiter = _Waiter(intent)
+        waiter = _Waiter(intent) if loop is None else _Waiter(intent, loop, loop.create_future())
         with self._lock:
             if intent.intent_id in self._pending:  # the same id twice at once
                 waiter.future.set_result(self._refusal(
@@ -162,8 +163,9 @@ class Doublelock:
             reason = waiter.refused or Reason.NO_DECISION
             decision = self._refusal(intent, reason, "no usable decision in time")
         elif decision.allowed and now_ms() >= decision.valid_until:
-            decision = self._refusal(intent, Reason.DECISION_EXPIRED,
-                                     f"allow valid until {decision.valid_until}")
+            decision = self._refusal(
+                intent, Reason.DECISION_EXPIRED,
+                f"allow decided at {decision.decided_at}, valid until {decision.valid_until}")
         return decision
 
     def _refusal(self, intent: Intent, reason: Reason, detail: str) -> Decision:
@@ -176,11 +178,26 @@ class Doublelock:
         return Decision(intent.intent_id, intent.session_id, intent.user_id, intent.action,
                         Verdict.DENY, reason, at, at, SDK_VERSION, detail=detail)
 
+    @classmethod
+    def _settle(cls, waiter: _Waiter, decision: Decision) -> None:
+        """Answer one waiter, from any thread."""
+        cls._settle_all([(waiter, decision)])
+
     @staticmethod
-    def _settle(waiter: _Waiter, decision: Decision) -> None:
-        # Answered already (InvalidStateError): the first answer stands.
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            waiter.future.set_result(decision)
+    def _settle_all(answers: list[tuple[_Waiter, Decision]]) -> None:
+        """Answer waiters, from any thread: one wake-up per event loop, not one per
+        decision (at 10k pending, per-decision wake-ups were the reader's main cost)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, Decision]]] = {}
+        for waiter, decision in answers:
+            if waiter.loop is None:
+                # Answered already (InvalidStateError): the first answer stands.
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    waiter.future.set_result(decision)
+            else:
+                by_loop.setdefault(waiter.loop, []).append((waiter, decision))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_answer_in_loop, items)
 
     # -- the reader thread ---------------------------------------------------------
     def _read(self) -> None:
@@ -193,22 +210,27 @@ class Doublelock:
                 log.exception("reading decisions failed")
                 time.sleep(0.5)
                 continue
+            answers = []
             for records in batches.values():
                 for record in records:
-                    self._deliver(record.value)
+                    answer = self._deliver(record.value)
+                    if answer is not None:
+                        answers.append(answer)
+            self._settle_all(answers)
 
-    def _deliver(self, value: bytes | None) -> None:
+    def _deliver(self, value: bytes | None) -> tuple[_Waiter, Decision] | None:
+        """The waiter a decision answers, if it is usable and someone waits for it."""
         try:
             decision = self.codec.decode(value)
         except Exception:
             log.warning("undecodable record on %s", self.reply_topic, exc_info=True)
-            return
+            return None
         if not isinstance(decision, Decision):
-            return
+            return None
         with self._lock:
             waiter = self._pending.get(decision.intent_id)
         if waiter is None:
-            return  # another instance's, or one whose wait is over
+            return None  # another instance's, or one whose wait is over
         asked = waiter.intent
         # A decision that is not the worker's, or not about what was asked, is
         # refused and waited past: a forger cannot answer for the worker.
@@ -222,7 +244,8 @@ class Doublelock:
             log.warning("refused a decision for %s: about another session or action",
                         decision.intent_id)
         else:
-            self._settle(waiter, decision)
+            return waiter, decision
+        return None
 
     def close(self) -> None:
         self._closed.set()
@@ -235,6 +258,12 @@ class Doublelock:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _answer_in_loop(items: list[tuple[_Waiter, Decision]]) -> None:
+    for waiter, decision in items:
+        if not waiter.future.done():
+            waiter.future.set_result(decision)
 
 
 # The policy_version of the decisions the SDK makes itself.

@@ -9,6 +9,9 @@ import uuid
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 
 from dashboards.store import Store
 from doublelock.events import Intent, LoggedOut, SessionCreated
@@ -79,8 +82,10 @@ def test_after_a_crash_a_redelivered_intent_gets_its_first_decision_again(
     assert {i: d[0].reason.value for i, d in before.items()} == {
         i: "revoked" if i.endswith("-0") else "ok" for i in ids}
     time.sleep(1.0)  # the decided table's changelog leaves with the producer's next batch
-    first.process.kill()  # no clean stop: nothing is committed
+    first.process.kill()  # no clean stop
     first.process.wait()
+    # Whatever the killed worker committed, its intents are delivered again.
+    _rewind(first.settings, first.env["DOUBLELOCK_APP_ID"], first.settings.topics.intents)
 
     second = start_worker(like=first, DOUBLELOCK_FLUSH_INTERVAL_MS="200")
     again = reader.gather({i: 1 for i in ids}, 30)
@@ -101,3 +106,25 @@ def test_after_a_crash_a_redelivered_intent_gets_its_first_decision_again(
     finally:
         store.close()
     assert dict(rows) == {i: 1 for i in ids}
+
+
+def _rewind(settings: Any, group: str, topic: str, timeout_s: float = 90.0) -> None:
+    """Set the group's committed offsets of ``topic`` to 0, once the killed member has
+    left the group (the broker accepts no offsets from outside while it is there)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    deadline = time.monotonic() + timeout_s
+    try:
+        partitions = {TopicPartition(topic, p): OffsetAndMetadata(0, "", -1)
+                      for p in range(settings.partitions)}
+        while True:
+            try:
+                answer = admin.alter_group_offsets(group, partitions)  # error class per tp
+                if answer and all(getattr(e, "errno", 1) == 0 for e in answer.values()):
+                    return
+            except KafkaError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not rewind {group} on {topic}")
+            time.sleep(0.5)
+    finally:
+        admin.close()
