@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from doublelock.events import SessionCreated
+from doublelock.events import LoggedOut, SessionCreated
 from workers.client import Publisher
 
 pytestmark = pytest.mark.integration
@@ -30,10 +30,22 @@ def test_readme_snippet_gets_an_allow(start_worker: Any, monkeypatch: pytest.Mon
     publisher.lifecycle(SessionCreated("readme-S", now, "alice", now, 2, "198.51.100.20", "L1"))
     publisher.flush()
     publisher.close()
+    deleted: list[int] = []
     scope: dict[str, Any] = {"session_id": "readme-S", "user_id": "alice",
-                             "occurred_at_ms": time.time_ns() // 1_000_000,
-                             "client_ip": "198.51.100.20", "device_id": "L1"}
-    exec(snippet.group(1).replace("...", "refused = True"), scope)
-    assert scope["decision"] is not None
-    assert (scope["decision"].verdict.value, scope["decision"].reason.value) == ("allow", "ok")
-    assert "refused" not in scope
+                             "client_ip": "198.51.100.20", "device_id": "L1",
+                             "delete_account": deleted.append}
+    try:
+        exec(snippet.group(1), scope)
+        assert deleted == [7] and "blocked" not in scope
+        # The same subject after a logout: the body does not run.
+        publisher = Publisher(worker.settings)
+        publisher.lifecycle(LoggedOut("readme-S", time.time_ns() // 1_000_000)).get(timeout=10)
+        publisher.close()
+        scope["dl"].close()
+        exec(snippet.group(1), scope)
+        assert deleted == [7]
+        assert (scope["decision"].verdict.value, scope["decision"].reason.value) == (
+            "deny", "revoked")
+    finally:
+        if "dl" in scope:
+            scope["dl"].close()
