@@ -26,11 +26,46 @@ CREATE TABLE IF NOT EXISTS decisions
     reauth_age_ms    Nullable(Int64),
     detail           String,
     source_partition UInt16,
-    source_offset    Int64
+    source_offset    Int64,
+    dead_for_ms      Nullable(Int64),
+    -- The drill-downs filter by these: skip the granules that cannot match.
+    INDEX user_idx user_id TYPE bloom_filter GRANULARITY 4,
+    INDEX session_idx session_id TYPE bloom_filter GRANULARITY 4,
+    INDEX ip_idx ip TYPE bloom_filter GRANULARITY 4,
+    INDEX device_idx device_id TYPE bloom_filter GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree(decided_at)
 PARTITION BY toYYYYMMDD(occurred_at)
 ORDER BY (toStartOfHour(occurred_at), intent_id, session_id);
+
+-- Stores made by 0.1 get what was added since.
+ALTER TABLE decisions ADD COLUMN IF NOT EXISTS dead_for_ms Nullable(Int64);
+ALTER TABLE decisions ADD INDEX IF NOT EXISTS user_idx user_id TYPE bloom_filter GRANULARITY 4;
+ALTER TABLE decisions ADD INDEX IF NOT EXISTS session_idx session_id TYPE bloom_filter GRANULARITY 4;
+ALTER TABLE decisions ADD INDEX IF NOT EXISTS ip_idx ip TYPE bloom_filter GRANULARITY 4;
+ALTER TABLE decisions ADD INDEX IF NOT EXISTS device_idx device_id TYPE bloom_filter GRANULARITY 4;
+
+-- Per-minute counts for the time-series panels, so that they read a small table.
+-- Counted as distinct intents: a row inserted again (a redelivery) counts once.
+CREATE TABLE IF NOT EXISTS decisions_per_minute
+(
+    minute   DateTime('UTC'),
+    app      LowCardinality(String),
+    action   LowCardinality(String),
+    channel  LowCardinality(String),
+    verdict  LowCardinality(String),
+    reason   LowCardinality(String),
+    intents  AggregateFunction(uniq, String, String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(minute)
+ORDER BY (minute, app, action, channel, verdict, reason);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS decisions_per_minute_mv TO decisions_per_minute AS
+SELECT toStartOfMinute(occurred_at) AS minute, app, action, channel, verdict, reason,
+       uniqState(intent_id, session_id) AS intents
+FROM decisions
+GROUP BY minute, app, action, channel, verdict, reason;
 
 -- Every blocked attempt, with its cause: what pattern analysis reads.
 CREATE VIEW IF NOT EXISTS blocked_attempts AS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +32,11 @@ DECISION_COLUMNS: Final = (
     "intent_id", "session_id", "user_id", "action", "resource", "app", "channel", "ip",
     "device_id", "verdict", "reason", "occurred_at", "decided_at", "valid_until",
     "policy_version", "session_age_ms", "idle_ms", "reauth_age_ms", "detail",
-    "source_partition", "source_offset",
+    "source_partition", "source_offset", "dead_for_ms",
 )
+# Each table's time column, for its retention (TTL).
+RETAINED: Final = {"decisions": "occurred_at", "decisions_per_minute": "minute",
+                   "rejections": "rejected_at"}
 REJECTION_COLUMNS: Final = (
     "source_topic", "partition", "offset", "kind", "error", "payload_bytes", "rejected_at",
 )
@@ -70,7 +74,7 @@ def decision_row(decision: Decision, intent: Intent | None, source: Source) -> l
         *context[:5], decision.verdict.value, decision.reason.value, instant(context[5]),
         instant(decision.decided_at), instant(decision.valid_until), decision.policy_version,
         decision.session_age_ms, decision.idle_ms, decision.reauth_age_ms, decision.detail,
-        source.partition, source.offset,
+        source.partition, source.offset, decision.dead_for_ms,
     ]
 
 
@@ -81,6 +85,7 @@ def rejection_row(source: Source, kind: str, error: str, size: int, at: Millis) 
 class Store:
     def __init__(self, dsn: str) -> None:
         self.dsn = redacted(dsn)
+        self._lock = threading.Lock()
         parsed = urlparse(dsn)
         try:
             if parsed.scheme == "chdb":
@@ -97,9 +102,23 @@ class Store:
         except ClickHouseError as exc:
             raise ServiceError(f"cannot open ClickHouse at {self.dsn}: {exc}") from exc
 
-    def migrate(self) -> None:
+    def migrate(self, retention_days: int = 0) -> None:
+        """Create or upgrade the schema; keep rows ``retention_days`` (0: for ever)."""
         for statement in _statements((HERE / "ddl.sql").read_text()):
             self._run(self.client.command, statement)
+        for table, column in RETAINED.items():
+            self._retain(table, column, retention_days)
+
+    def _retain(self, table: str, column: str, days: int) -> None:
+        ttl = f"TTL toDateTime({column}) + toIntervalDay({int(days)})"
+        current = self.sql("SELECT create_table_query FROM system.tables WHERE database = "
+                           "currentDatabase() AND name = {t:String}", {"t": table})[0][0]
+        if days > 0 and ttl not in current:
+            # Old parts are dropped by merges as they come, not rewritten now.
+            self._run(self.client.command, f"ALTER TABLE {table} MODIFY {ttl}",
+                      settings={"materialize_ttl_after_modify": 0})
+        elif days <= 0 and " TTL " in current:
+            self._run(self.client.command, f"ALTER TABLE {table} REMOVE TTL")
 
     def insert_decisions(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
@@ -111,7 +130,10 @@ class Store:
 
     def query(self, name: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run ``queries/<name>.sql`` with ClickHouse query parameters."""
-        sql = (QUERIES / f"{name}.sql").read_text()
+        return self.records((QUERIES / f"{name}.sql").read_text(), parameters)
+
+    def records(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Rows of ``sql`` as dicts, with ClickHouse query parameters."""
         result = self._run(self.client.query, sql, parameters=parameters)
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
@@ -123,7 +145,8 @@ class Store:
 
     def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return call(*args, **kwargs)
+            with self._lock:  # the sink writes and the dashboard reads from threads
+                return call(*args, **kwargs)
         except ClickHouseError as exc:
             raise ServiceError(f"ClickHouse ({self.dsn}): {exc}") from exc
 

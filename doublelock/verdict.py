@@ -66,6 +66,8 @@ class Decision:
     # On a step_up, what the action demands (RFC 9470's max_age and acr level).
     max_auth_age_ms: Millis | None = None
     min_auth_level: int | None = None
+    # Evidence: how long the session had been dead (ended, or past a timeout).
+    dead_for_ms: Millis | None = None
 
     @property
     def allowed(self) -> bool:
@@ -155,7 +157,7 @@ def decide(
 
     def verdict(
         v: Verdict, reason: Reason, detail: str = "", until: Millis | None = None,
-        rule: ActionRule | None = None,
+        rule: ActionRule | None = None, dead_since: Millis | None = None,
     ) -> Decision:
         if state is None:
             evidence: tuple[Millis | None, ...] = (None, None, None)
@@ -170,6 +172,7 @@ def decide(
             detail=detail,
             max_auth_age_ms=None if rule is None else rule.reauth_within,
             min_auth_level=None if rule is None else rule.min_auth_level,
+            dead_for_ms=None if dead_since is None else max(0, now - dead_since),
         )
 
     if live:
@@ -185,17 +188,19 @@ def decide(
         return verdict(Verdict.DENY, Reason.UNKNOWN_SESSION, "the session begins later")
     if state.status is not Status.ACTIVE:
         if state.status is Status.EXPIRED:
-            return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "ended by the identity provider")
-        return verdict(Verdict.DENY, Reason.REVOKED, state.end_reason or state.status.value)
+            return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, "ended by the identity provider",
+                           dead_since=state.ended_at)
+        return verdict(Verdict.DENY, Reason.REVOKED, state.end_reason or state.status.value,
+                       dead_since=state.ended_at)
     killed = None if revocations is None else revocations.revoked_by(state)
     if killed is not None:
         return verdict(Verdict.DENY, Reason.REVOKED, killed)
     absolute_end = state.absolute_end(policy)
     if now >= absolute_end:
-        return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE)
+        return verdict(Verdict.DENY, Reason.EXPIRED_ABSOLUTE, dead_since=absolute_end)
     idle_end = state.idle_end(policy)
     if now >= idle_end:
-        return verdict(Verdict.DENY, Reason.EXPIRED_IDLE)
+        return verdict(Verdict.DENY, Reason.EXPIRED_IDLE, dead_since=idle_end)
     problem = _context_problem(state, intent, policy)
     if problem is not None:
         return verdict(Verdict.DENY, Reason.CONTEXT_MISMATCH, problem)

@@ -29,7 +29,7 @@ def run_worker(settings: Settings) -> None:
         shutil.rmtree(settings.worker_dir)
     settings.worker_dir.parent.mkdir(parents=True, exist_ok=True)
     store = Store(settings.dsn)
-    store.migrate()
+    store.migrate(settings.retention_days)
     worker = build_app(settings, policy, store, users_partitions=counts[settings.topics.users])
     log.info("doublelock worker %s: policy %s (%s), topics %s, ClickHouse %s",
              settings.app_id, settings.policy or "default", policy.version, counts, store.dsn)

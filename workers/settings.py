@@ -46,6 +46,9 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: _home_dir("XDG_DATA_HOME", ".local/share"))
     cache_dir: Path = field(default_factory=lambda: _home_dir("XDG_CACHE_HOME", ".cache"))
     clickhouse_dsn: str = ""  # empty means chdb:///<data_dir>/clickhouse
+    retention_days: int = 90  # ClickHouse keeps decisions and rejections this long; 0: for ever
+    dashboard_port: int = 8600  # the worker serves the dashboard here; 0: not at all
+    dashboard_host: str = "127.0.0.1"
     table_store: str = "auto"  # auto: rocksdb:// when rocksdict is installed, else memory://
     barrier_timeout_ms: int = 250
     grace_ms: int = 0  # a revoke appended up to this long after an intent still wins

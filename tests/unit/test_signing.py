@@ -91,7 +91,7 @@ def test_bad_key_rings_are_refused(text: str) -> None:
 
 def test_evidence_is_not_signed_but_everything_acted_on_is() -> None:
     signed_or_evidence = set(SIGNED_FIELDS) | {"session_age_ms", "idle_ms", "reauth_age_ms",
-                                               "detail", "signature"}
+                                               "dead_for_ms", "detail", "signature"}
     assert {f.name for f in fields(Decision)} == signed_or_evidence
 
 
