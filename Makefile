@@ -3,9 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo example browser test unit integration check bench kafka-up kafka-down clean
+.PHONY: setup assets demo example browser test unit integration check bench kafka-up kafka-down clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed assets
+
+## make assets: the dashboard's charting library, from the npm registry (build time only)
+assets: dashboards/static/vendor/chart.umd.min.js
+
+dashboards/static/vendor/chart.umd.min.js: dashboards/web/package-lock.json
+	cd dashboards/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p dashboards/static/vendor
+	cp dashboards/web/node_modules/chart.js/dist/chart.umd.min.js $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

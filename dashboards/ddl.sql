@@ -85,3 +85,18 @@ CREATE TABLE IF NOT EXISTS rejections
 ENGINE = ReplacingMergeTree(rejected_at)
 PARTITION BY toYYYYMMDD(rejected_at)
 ORDER BY (source_topic, partition, offset);
+
+-- Alerts published, so that each goes out once per detector, subject and window, across
+-- restarts too.
+CREATE TABLE IF NOT EXISTS alerts
+(
+    alert_id     String,
+    detector     LowCardinality(String),
+    subject      String,
+    window_start DateTime64(3, 'UTC'),
+    detected_at  DateTime64(3, 'UTC'),
+    summary      String
+)
+ENGINE = ReplacingMergeTree(detected_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY alert_id;

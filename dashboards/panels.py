@@ -21,8 +21,8 @@ PANEL_SQL: Final = Path(__file__).parent / "panels"
 class Panel:
     name: str
     title: str
-    # How it is drawn: "stacked" (x, series, value), "bars" (x, value), "heatmap"
-    # (weekday, hour, value) or "table".
+    # How it is drawn: "kpis" (one row of figures), "stacked" (x, series, value),
+    # "bars" (x, value), "heatmap" (weekday, hour, value) or "table".
     chart: str
     about: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -38,6 +38,7 @@ class Panel:
 
 
 PANELS: Final = (
+    Panel("totals", "Totals", "kpis", "Intents in the range by verdict."),
     Panel("blocks_over_time", "Blocks over time, by reason", "stacked",
           "Every blocked attempt, stacked by its reason.", {"bucket": 300},
           x="time", series="reason", value="blocked"),

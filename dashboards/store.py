@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,9 @@ DECISION_COLUMNS: Final = (
 )
 # Each table's time column, for its retention (TTL).
 RETAINED: Final = {"decisions": "occurred_at", "decisions_per_minute": "minute",
-                   "rejections": "rejected_at"}
+                   "rejections": "rejected_at", "alerts": "window_start"}
+ALERT_COLUMNS: Final = ("alert_id", "detector", "subject", "window_start", "detected_at",
+                        "summary")
 REJECTION_COLUMNS: Final = (
     "source_topic", "partition", "offset", "kind", "error", "payload_bytes", "rejected_at",
 )
@@ -124,6 +127,10 @@ class Store:
         if rows:
             self._run(self.client.insert, "decisions", rows, column_names=DECISION_COLUMNS)
 
+    def insert_alerts(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._run(self.client.insert, "alerts", rows, column_names=ALERT_COLUMNS)
+
     def insert_rejections(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._run(self.client.insert, "rejections", rows, column_names=REJECTION_COLUMNS)
@@ -134,8 +141,16 @@ class Store:
 
     def records(self, sql: str, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Rows of ``sql`` as dicts, with ClickHouse query parameters."""
-        result = self._run(self.client.query, sql, parameters=parameters)
-        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        return self.timed_records(sql, parameters)[0]
+
+    def timed_records(self, sql: str, parameters: Mapping[str, Any]
+                      ) -> tuple[list[dict[str, Any]], float]:
+        """``records``, and the milliseconds the query took (not counting the wait
+        for another query of this store to finish)."""
+        timing: list[float] = []
+        result = self._run(self.client.query, sql, parameters=parameters, _timing=timing)
+        rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        return rows, timing[0]
 
     def sql(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return list(self._run(self.client.query, sql, parameters=parameters).result_rows)
@@ -143,10 +158,16 @@ class Store:
     def close(self) -> None:
         self.client.close()
 
-    def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, call: Any, *args: Any, _timing: list[float] | None = None,
+             **kwargs: Any) -> Any:
         try:
             with self._lock:  # the sink writes and the dashboard reads from threads
-                return call(*args, **kwargs)
+                started = time.perf_counter()
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    if _timing is not None:
+                        _timing.append((time.perf_counter() - started) * 1000)
         except ClickHouseError as exc:
             raise ServiceError(f"ClickHouse ({self.dsn}): {exc}") from exc
 

@@ -68,6 +68,8 @@ def start_worker(broker: Settings, tmp_path: Path) -> Iterator[object]:
             "DOUBLELOCK_PARTITIONS": "4",
             "DOUBLELOCK_REPORT_INTERVAL_MS": "2000",
             "DOUBLELOCK_FLUSH_INTERVAL_MS": "200",
+            "DOUBLELOCK_DASHBOARD_PORT": "0",  # any free port: workers run side by side
+            "DOUBLELOCK_ALERT_INTERVAL_MS": "0",
         }
         if policy_text is not None:
             policy = data_dir / "policy.toml"

@@ -55,11 +55,11 @@ def planted() -> History:
         h.add(at(3 + 3 * i, 7), user, f"s-{user}", "doc.delete", Verdict.DENY,
               Reason.EXPIRED_ABSOLUTE, ip=f"198.51.100.{i}", device=f"dev-{user}")
 
-    # Burst 1: one IP, 40 attempts over 20 users, 10:01–10:03.
+    # Burst 1: one IP, 40 attempts over 20 users, 10:01-10:03.
     for i in range(40):
         h.add(at(10, 1, i * 3), f"victim{i % 20}", f"stolen-{i}", "account.delete",
               Verdict.DENY, Reason.UNKNOWN_SESSION, ip="203.0.113.66", device=f"bot-{i}")
-    # Burst 2: a /24, one attempt per address, 30 over 15 users, 14:10–14:12.
+    # Burst 2: a /24, one attempt per address, 30 over 15 users, 14:10-14:12.
     for i in range(30):
         h.add(at(14, 10, i * 4), f"target{i % 15}", f"cookie-{i}", "payments.transfer",
               Verdict.DENY, Reason.REVOKED, ip=f"203.0.114.{i + 1}", device="spray",

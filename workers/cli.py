@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from doublelock.errors import DoublelockError
 from doublelock.policy import load_policy
@@ -67,22 +67,49 @@ def _kafka(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace) -> int:
-    from dashboards.store import Store
-    from workers.summary import print_summary
+def _report(args: argparse.Namespace) -> int:
+    from workers import report
 
-    store = Store(_settings(args).dsn)
+    settings = _settings(args)
     try:
-        print_summary(store, sys.stdout, limit=args.limit)
-    finally:
-        store.close()
+        w = report.window(args.since, args.start, args.end, args.app or "", args.action or "")
+    except ValueError as exc:
+        raise DoublelockError(str(exc)) from exc
+    unknown = set(args.panel or ()) - set(report.REPORTED)
+    if unknown:
+        raise DoublelockError(f"no panel {', '.join(sorted(unknown))}; there are "
+                         f"{', '.join(report.REPORTED)}")
+    names = args.panel or report.REPORTED
+    url = args.dashboard if args.dashboard is not None else (
+        f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
+        if settings.dashboard_port > 0 else "")
+    panels = report.from_dashboard(url, w, names) if url else None
+    if panels is None:  # no worker serves it: read the store (chdb: nobody else may own it)
+        panels = report.from_store(settings.dsn, w, names)
+    if args.format == "json":
+        print(report.as_json(panels, w))
+    else:
+        report.render(panels, w, sys.stdout, color=sys.stdout.isatty())
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from dashboards.serve import serve_alone
+
+    settings = _settings(args)
+    if args.port is not None:
+        settings = replace(settings, dashboard_port=args.port)
+    asyncio.run(serve_alone(settings))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
-    return run_demo(_settings(args), users=args.users, seconds=args.seconds, rate=args.rate)
+    return run_demo(_settings(args), users=args.users, seconds=args.seconds, rate=args.rate,
+                    serve=not args.no_serve)
 
 
 def _show_settings(args: argparse.Namespace) -> int:
@@ -126,14 +153,29 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["up", "down", "status", "fetch"])
     k.set_defaults(run=_kafka)
 
-    s = connected(sub.add_parser("summary", help="what ClickHouse holds: verdicts, top blocked"))
-    s.add_argument("--limit", type=int, default=5)
-    s.set_defaults(run=_summary)
+    r = connected(sub.add_parser("report", help="the dashboard's patterns in the terminal"))
+    r.add_argument("--since", help="how far back, like 1h, 24h, 7d (default 24h)")
+    r.add_argument("--from", dest="start", help="start, ISO 8601 (instead of --since)")
+    r.add_argument("--to", dest="end", help="end, ISO 8601 (default now)")
+    r.add_argument("--app", help="only this app")
+    r.add_argument("--action", help="only this action")
+    r.add_argument("--panel", action="append", help="only this panel (repeatable)")
+    r.add_argument("--format", choices=["table", "json"], default="table")
+    r.add_argument("--dashboard", help="a dashboard URL to read from (default: the "
+                   "worker's, when it answers; '' reads the store itself)")
+    r.set_defaults(run=_report)
+
+    b = connected(sub.add_parser("dashboard", help="serve the dashboard over a store "
+                                 "no worker owns (a ClickHouse server, or chdb at rest)"))
+    b.add_argument("--port", type=int, help="default DOUBLELOCK_DASHBOARD_PORT (8600)")
+    b.set_defaults(run=_dashboard)
 
     m = connected(sub.add_parser("demo", help="broker, worker and realistic traffic, end to end"))
     m.add_argument("--users", type=int, default=200, help="size of the user population")
     m.add_argument("--seconds", type=float, default=20.0, help="how long to send traffic")
     m.add_argument("--rate", type=float, default=40.0, help="stories started per second")
+    m.add_argument("--no-serve", action="store_true",
+                   help="stop at the end instead of serving the dashboard until Ctrl-C")
     m.set_defaults(run=_demo)
 
     sub.add_parser("settings", help="print the effective settings").set_defaults(

@@ -15,6 +15,7 @@ holds. Every story is one an application would publish, timestamps included:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dashboards.store import Store, instant, redacted
+from dashboards.store import instant, redacted
 from doublelock.events import (
     MINUTE,
     SECOND,
@@ -42,8 +43,8 @@ from doublelock.events import (
 from doublelock.verdict import Decision
 from workers.broker import Broker
 from workers.client import DecisionReader, Publisher, wait_until_deciding
+from workers.report import from_dashboard, render, window
 from workers.settings import Settings
-from workers.summary import print_summary
 from workers.topics import ensure_topics
 
 APPS = ("console", "billing", "admin-portal")
@@ -129,6 +130,19 @@ class Traffic:
         attacker = f"203.0.113.{self.rng.choice((66, 66, 66, 99, 140))}"  # a few hot sources
         self.intent(s, self.rng.choice(SENSITIVE), ip=attacker, device="dev-unknown")
 
+    def hijack(self) -> None:
+        """Several sessions of one user in an attacker's hands: the first is refused for
+        its context, then the others are tried."""
+        sessions = [self.session(self.rng.uniform(2, 30)) for _ in range(3)]
+        victim = sessions[0][0].user_id
+        attacker = f"192.0.2.{self.rng.randrange(2, 250)}"
+        for s, created in sessions:
+            s.user_id = victim
+            self.emit(SessionCreated(s.session_id, created.at, victim, created.at, 1, s.ip,
+                                     s.device_id), Activity(s.session_id, now_ms() - 20 * SECOND))
+        for s, _ in sessions:
+            self.intent(s, self.rng.choice(SENSITIVE), ip=attacker, device="dev-attacker")
+
     def needs_reauth(self) -> None:
         s, created = self.session(self.rng.uniform(20, 120), level=2)
         self.emit(created, *self.active(s, created))
@@ -153,13 +167,13 @@ class Traffic:
             self.intent(s, decision.action)
 
     def stories(self) -> list[tuple[float, Callable[[], None]]]:
-        return [(0.55, self.normal), (0.12, self.stale_tab), (0.1, self.after_logout),
-                (0.08, self.stolen), (0.1, self.needs_reauth), (0.04, self.past_absolute),
-                (0.01, self.garbage)]
+        return [(0.54, self.normal), (0.12, self.stale_tab), (0.1, self.after_logout),
+                (0.08, self.stolen), (0.01, self.hijack), (0.1, self.needs_reauth),
+                (0.04, self.past_absolute), (0.01, self.garbage)]
 
 
 def run_demo(settings: Settings, users: int = 200, seconds: float = 20.0,
-             rate: float = 40.0) -> int:
+             rate: float = 40.0, serve: bool = True) -> int:
     say = print
     say(f"doublelock demo: Kafka broker ({settings.kafka_version}) ...", flush=True)
     say(f"  {Broker(settings).up()}")
@@ -169,24 +183,37 @@ def run_demo(settings: Settings, users: int = 200, seconds: float = 20.0,
     worker = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"],
                               env={**os.environ, **_env(settings)},
                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
     try:
         wait_until_deciding(settings, worker)
-        started = instant(now_ms())  # after the readiness probe: the summary is the traffic's
+        started = instant(now_ms())  # after the readiness probe: the report is the traffic's
         latencies, decided = _play(settings, users, seconds, rate, say)
+        latencies.sort()
+        if latencies:
+            p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+            say(f"\n{decided} decisions; latency intent→decision p50 {p50:.1f} ms, "
+                f"p99 {p99:.1f} ms")
+        time.sleep(2 * settings.flush_interval_ms / 1000 + 1)  # the sink's last rows
+        # The worker owns the store: the report comes from its dashboard.
+        w = window(None, started.isoformat(), None)
+        panels = from_dashboard(url, w, ("totals", "verdict_ratio", "burst_sources",
+                                         "hijack_followups", "dead_session_use",
+                                         "stale_tabs", "step_up_friction", "top_ips"))
+        if panels is None:
+            say(f"the worker's dashboard does not answer at {url}: see {log_path}")
+        else:
+            say(f"What ClickHouse holds for this run ({redacted(settings.dsn)}):")
+            render(panels, w, sys.stdout, color=sys.stdout.isatty())
+        if serve and panels is not None:
+            say(f"\nThe dashboard: {url}  (the worker keeps deciding; Ctrl-C stops both)",
+                flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while worker.poll() is None:
+                    time.sleep(0.5)
     finally:
         say("stopping the worker ...", flush=True)
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
-    latencies.sort()
-    if latencies:
-        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
-        say(f"\n{decided} decisions; latency intent→decision p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    say(f"ClickHouse summary for this run ({redacted(settings.dsn)}):")
-    store = Store(settings.dsn)
-    try:
-        print_summary(store, sys.stdout, since=started)
-    finally:
-        store.close()
     return 0
 
 
@@ -196,7 +223,11 @@ def _env(settings: Settings) -> dict[str, str]:
             "DOUBLELOCK_CLICKHOUSE_DSN": settings.dsn,
             "DOUBLELOCK_DATA_DIR": str(settings.data_dir),
             "DOUBLELOCK_APP_ID": settings.app_id,
-            "DOUBLELOCK_PARTITIONS": str(settings.partitions)}
+            "DOUBLELOCK_PARTITIONS": str(settings.partitions),
+            "DOUBLELOCK_DASHBOARD_HOST": settings.dashboard_host,
+            "DOUBLELOCK_DASHBOARD_PORT": str(settings.dashboard_port),
+            # Alerts within the demo's 20 s, not a minute after.
+            "DOUBLELOCK_ALERT_INTERVAL_MS": str(min(settings.alert_interval_ms, 5000))}
 
 
 def _play(settings: Settings, users: int, seconds: float, rate: float,

@@ -7,6 +7,7 @@ import shutil
 import sys
 from dataclasses import replace
 
+from dashboards.serve import attach
 from dashboards.store import Store
 from doublelock.policy import load_policy
 from streams.app import build_app
@@ -31,6 +32,7 @@ def run_worker(settings: Settings) -> None:
     store = Store(settings.dsn)
     store.migrate(settings.retention_days)
     worker = build_app(settings, policy, store, users_partitions=counts[settings.topics.users])
+    attach(worker.app, store, settings)  # the dashboard and the detectors: it owns the store
     log.info("doublelock worker %s: policy %s (%s), topics %s, ClickHouse %s",
              settings.app_id, settings.policy or "default", policy.version, counts, store.dsn)
     from faust.worker import Worker as FaustWorker

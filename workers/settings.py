@@ -28,6 +28,7 @@ class Topics:
     decisions: str
     deadletter: str
     users: str
+    alerts: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -47,8 +48,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: _home_dir("XDG_CACHE_HOME", ".cache"))
     clickhouse_dsn: str = ""  # empty means chdb:///<data_dir>/clickhouse
     retention_days: int = 90  # ClickHouse keeps decisions and rejections this long; 0: for ever
-    dashboard_port: int = 8600  # the worker serves the dashboard here; 0: not at all
+    dashboard_port: int = 8600  # the worker serves the dashboard here; 0: any free port; -1: none
     dashboard_host: str = "127.0.0.1"
+    alert_interval_ms: int = 60_000  # how often the detectors run; 0: never
     table_store: str = "auto"  # auto: rocksdb:// when rocksdict is installed, else memory://
     barrier_timeout_ms: int = 250
     grace_ms: int = 0  # a revoke appended up to this long after an intent still wins

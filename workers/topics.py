@@ -21,7 +21,8 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     # User revocations are few and each matters for one absolute timeout, whatever
     # the policy says it is: keep them (docs/OPERATIONS.md).
     configs = {topics.users: {"retention.ms": "-1"}}
-    names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter, topics.users]
+    names = [topics.intents, topics.sessions, topics.decisions, topics.deadletter, topics.users,
+             topics.alerts]
     counts = _ensure(settings, [NewTopic(n, settings.partitions, 1,
                                          topic_configs=configs.get(n, {})) for n in names])
     if counts.get(topics.intents) != counts.get(topics.sessions):

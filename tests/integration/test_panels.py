@@ -82,7 +82,7 @@ def test_stale_tabs_and_how_late(store: Store) -> None:
     assert pick(rows(store, "stale_tabs"), "user_id", "app", "blocks", "median_min_past",
                 "max_min_past") == [("sleepy", "crm", 5, 12.0, 180.0)]
     assert pick(rows(store, "stale_tab_delay"), "past_timeout", "blocks") == [
-        ("< 1 min", 1), ("1–5 min", 2), ("5–30 min", 1), ("30 min–2 h", 1), ("2–8 h", 1)]
+        ("< 1 min", 1), ("1-5 min", 2), ("5-30 min", 1), ("30 min-2 h", 1), ("2-8 h", 1)]
 
 
 def test_use_after_logout(store: Store) -> None:

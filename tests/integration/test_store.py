@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dashboards.store import Source, Store, decision_row, instant, redacted, rejection_row
+from dashboards.store import Source, Store, decision_row, redacted, rejection_row
 from doublelock.errors import ServiceError
 from doublelock.events import Intent
 from doublelock.verdict import Decision, Reason, Verdict
@@ -47,29 +47,6 @@ def test_rows_are_idempotent_on_intent_id(store: Store) -> None:
     assert store.sql("SELECT count() FROM decisions FINAL") == [(1,)]
     assert store.sql("SELECT intent_id, reason, ip FROM blocked_attempts") == [
         ("I1", "revoked", "192.0.2.1")]
-
-
-def test_summary_queries(store: Store) -> None:
-    rows = [decision_row(decision(f"A{i}", Verdict.ALLOW, Reason.OK), intent(f"A{i}"),
-                         Source("t", 0, i)) for i in range(3)]
-    rows += [decision_row(decision(f"D{i}", Verdict.DENY, Reason.EXPIRED_IDLE, user=f"U{i % 2}"),
-                          intent(f"D{i}", ip="203.0.113.66"), Source("t", 1, i)) for i in range(5)]
-    rows.append(decision_row(decision("S0", Verdict.STEP_UP, Reason.REAUTH_REQUIRED),
-                             intent("S0"), Source("t", 2, 0)))
-    store.insert_decisions(rows)
-    since = instant(AT - 1000)
-    assert store.query("decisions_by_reason", since=since) == [
-        {"verdict": "deny", "reason": "expired_idle", "decisions": 5},
-        {"verdict": "allow", "reason": "ok", "decisions": 3},
-        {"verdict": "step_up", "reason": "reauth_required", "decisions": 1},
-    ]
-    assert store.query("top_blocked_users", since=since, limit=1) == [
-        {"user": "U0", "blocked": 3, "top_reason": "expired_idle"}]
-    assert store.query("top_blocked_ips", since=since, limit=5)[0] == {
-        "source_ip": "203.0.113.66", "blocked": 5, "users": 2, "top_reason": "expired_idle"}
-    assert store.query("top_blocked_actions", since=since, limit=5) == [
-        {"action": "account.delete", "blocked": 6, "top_reason": "expired_idle"}]
-    assert store.query("decisions_by_reason", since=instant(AT + 1)) == []
 
 
 def test_rejections_are_idempotent_on_position(store: Store) -> None:

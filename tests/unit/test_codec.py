@@ -43,7 +43,7 @@ CURRENT_NAMES: Final = frozenset({
     "doublelock.session.Reauthenticated", "doublelock.session.Revoked",
     "doublelock.session.Rotated", "doublelock.session.Inherited",
     "doublelock.user.SessionsRevoked", "doublelock.state.SessionState",
-    "doublelock.state.EarlyEvents", "doublelock.state.DecidedIntent",
+    "doublelock.state.EarlyEvents", "doublelock.state.DecidedIntent", "doublelock.Alert",
 })
 AT: Final = 1_775_548_800_000  # 2026-04-07T08:00:00Z
 ROUND_TRIP = settings(max_examples=150, deadline=None)
@@ -222,6 +222,9 @@ def test_header_is_magic_and_little_endian_crc64_of_the_canonical_form(path: Pat
                                   "payload": b"", "kind": "malformed", "error": "",
                                   "rejected_at": AT},
         "doublelock.state.DecidedIntent": {"offset": 7, "decision": CODEC.encode(SAMPLES[8])},
+        "doublelock.Alert": {"alert_id": "a1", "detector": "burst_sources",
+                             "subject": "203.0.113.66", "window_start": AT, "window_end": AT,
+                             "detected_at": AT, "summary": "s", "evidence": {"k": "v"}},
     }
     data = CODEC.encode(value) if value is not None else CODEC.encode_record(name, records[name])
     assert data[:2] == b"\xc3\x01" == MAGIC
