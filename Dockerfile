@@ -1,6 +1,12 @@
 # The doublelock worker. No Java here: the broker is the compose `kafka` service.
 # python:3.11-slim is Debian (glibc), so the manylinux wheels of rocksdict,
 # chdb-core and pyarrow install as they are, with no compiler.
+# The dashboard's charting library, from the npm registry at build time only.
+FROM node:20-slim AS assets
+WORKDIR /web
+COPY dashboards/web/package.json dashboards/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -24,6 +30,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 COPY . .
+COPY --from=assets /web/node_modules/chart.js/dist/chart.umd.min.js dashboards/static/vendor/
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info
 

@@ -3,6 +3,7 @@ traffic (tests/history.py): each finds exactly what was planted."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dashboards import grafana
 from dashboards.panels import BY_NAME, PANELS, parameters
 from dashboards.store import Store
 from tests.history import DAY, WINDOW, load, planted
@@ -130,3 +132,32 @@ def test_parameters_are_checked(store: Store) -> None:
         parameters(BY_NAME["heatmap"], WINDOW, {"limit": 3})
     # Values are query parameters, never SQL: a quote in a filter is just a value.
     assert rows(store, "attempts", user="alice' OR '1'='1") == []
+
+
+# -- the Grafana dashboard: the same SQL, with Grafana's macros ------------------------
+
+GRAFANA_JSON = Path(__file__).resolve().parents[2] / "dashboards/grafana/dashboards/doublelock.json"
+
+
+def test_the_committed_grafana_dashboard_is_the_generated_one() -> None:
+    assert json.loads(GRAFANA_JSON.read_text()) == grafana.dashboard(), (
+        "run: python -m dashboards.grafana > dashboards/grafana/dashboards/doublelock.json")
+
+
+def test_every_grafana_panel_runs_on_chdb_and_agrees_with_the_dashboard(store: Store) -> None:
+    """Each rawSql, its Grafana macros replaced as the plugin expands them, gives the
+    rows the dashboard's query gives with the same values."""
+    ms = {"from": int(WINDOW.start.timestamp() * 1000), "to": int(WINDOW.end.timestamp() * 1000)}
+    board = json.loads(GRAFANA_JSON.read_text())
+    assert {p["targets"][0]["datasource"]["type"] for p in board["panels"]} == {
+        "grafana-clickhouse-datasource"}
+    by_title = {p["title"]: p["targets"][0]["rawSql"] for p in board["panels"]}
+    for panel in PANELS:
+        sql = (by_title[panel.title]
+               .replace("$__fromTime_ms", f"fromUnixTimestamp64Milli({ms['from']})")
+               .replace("$__toTime_ms", f"fromUnixTimestamp64Milli({ms['to']})")
+               .replace("$__interval_s", str(panel.params.get("bucket", 60)))
+               .replace("${app:sqlstring}", "'crm'").replace("${action:sqlstring}", "''"))
+        assert "$" not in sql, (panel.name, sql)
+        expected = rows(store, panel.name, window=replace(WINDOW, app="crm"))
+        assert store.records(sql, {}) == expected, panel.name
