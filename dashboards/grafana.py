@@ -46,7 +46,8 @@ def _wide(panel: Panel) -> bool:
 
 def _panel(panel: Panel, index: int, grid: dict[str, int]) -> dict[str, Any]:
     kinds = {"kpis": ("stat", "table"), "stacked": ("timeseries", "timeSeries"),
-             "bars": ("barchart", "table"), "heatmap": ("table", "table"), "table": ("table", "table")}
+             "bars": ("barchart", "table"), "heatmap": ("table", "table"),
+             "table": ("table", "table")}
     kind, query_type = kinds[panel.chart]
     spec: dict[str, Any] = {
         "id": index + 1, "type": kind, "title": panel.title, "description": panel.about,
