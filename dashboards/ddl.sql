@@ -28,6 +28,13 @@ CREATE TABLE IF NOT EXISTS decisions
     source_partition UInt16,
     source_offset    Int64,
     dead_for_ms      Nullable(Int64),
+    -- The source's network (/24, or /64 for IPv6), for the burst detector; computed
+    -- once, at insert.
+    subnet           String MATERIALIZED if(isIPv4String(ip),
+        concat(IPv4NumToString(bitAnd(IPv4StringToNumOrDefault(ip), 4294967040)), '/24'),
+        if(isIPv6String(ip),
+           concat(IPv6NumToString(tupleElement(IPv6CIDRToRange(toIPv6OrDefault(ip), 64), 1)), '/64'),
+           '')),
     -- The drill-downs filter by these: skip the granules that cannot match.
     INDEX user_idx user_id TYPE bloom_filter GRANULARITY 4,
     INDEX session_idx session_id TYPE bloom_filter GRANULARITY 4,
@@ -40,6 +47,11 @@ ORDER BY (toStartOfHour(occurred_at), intent_id, session_id);
 
 -- Stores made by 0.1 get what was added since.
 ALTER TABLE decisions ADD COLUMN IF NOT EXISTS dead_for_ms Nullable(Int64);
+ALTER TABLE decisions ADD COLUMN IF NOT EXISTS subnet String MATERIALIZED if(isIPv4String(ip),
+        concat(IPv4NumToString(bitAnd(IPv4StringToNumOrDefault(ip), 4294967040)), '/24'),
+        if(isIPv6String(ip),
+           concat(IPv6NumToString(tupleElement(IPv6CIDRToRange(toIPv6OrDefault(ip), 64), 1)), '/64'),
+           ''));
 ALTER TABLE decisions ADD INDEX IF NOT EXISTS user_idx user_id TYPE bloom_filter GRANULARITY 4;
 ALTER TABLE decisions ADD INDEX IF NOT EXISTS session_idx session_id TYPE bloom_filter GRANULARITY 4;
 ALTER TABLE decisions ADD INDEX IF NOT EXISTS ip_idx ip TYPE bloom_filter GRANULARITY 4;

@@ -1,6 +1,6 @@
 -- Hijack signals: one session seen from several IPs or devices (all its intents, allowed
 -- or not), with how many were refused for a context mismatch.
-SELECT session_id, user_id, uniqExact(ip) AS ips, uniqExact(device_id) AS devices,
+SELECT session_id, user_id, uniq(ip) AS ips, uniq(device_id) AS devices,
        countIf(reason = 'context_mismatch') AS mismatches, count() AS intents,
        arrayStringConcat(groupUniqArray(4)(ip), ', ') AS seen_ips,
        min(occurred_at) AS first_seen, max(occurred_at) AS last_seen

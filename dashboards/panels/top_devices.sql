@@ -1,5 +1,5 @@
 -- The devices with the most blocked attempts, with their commonest cause.
-SELECT device_id AS device, count() AS blocked, uniqExact(session_id) AS sessions,
+SELECT device_id AS device, count() AS blocked, uniq(session_id) AS sessions,
        topK(1)(reason)[1] AS top_reason, max(occurred_at) AS last_blocked
 FROM decisions FINAL
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}

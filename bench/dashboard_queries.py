@@ -1,0 +1,156 @@
+"""Benchmark: every panel's query over 10 million blocked attempts in chdb, and the
+dashboard's first render in headless chromium. Prints figures; asserts nothing.
+
+    python -m bench.dashboard_queries [--rows 10000000] [--days 30] [--keep DIR]
+
+The history is made by ClickHouse itself (INSERT … SELECT FROM numbers()): blocked
+attempts spread over ``--days`` days, with every reason, 200k users, 2M sessions, 65k
+IPs, plus a tenth as many allowed intents. Each query runs three times; the median is
+reported, for the last 24 hours (the dashboard's default) and for the whole range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dashboards.panels import PANELS, Window, parameters
+from dashboards.store import Store
+from dashboards.web import Dashboard
+
+HISTORY = """
+INSERT INTO decisions (intent_id, session_id, user_id, action, resource, app, channel, ip,
+    device_id, verdict, reason, occurred_at, decided_at, valid_until, policy_version,
+    session_age_ms, idle_ms, reauth_age_ms, detail, source_partition, source_offset,
+    dead_for_ms)
+SELECT
+    concat({tag:String}, toString(number)) AS intent_id,
+    concat('s', toString(cityHash64(number, 1) % 2000000)) AS session_id,
+    concat('u', toString(cityHash64(number, 2) % 200000)) AS user_id,
+    ['account.delete', 'payments.transfer', 'project.transfer_ownership', 'role.edit',
+     'repo.delete', 'data.export', 'doc.publish'][1 + number % 7] AS action,
+    'r' AS resource,
+    ['console', 'billing', 'admin-portal'][1 + cityHash64(number, 3) % 3] AS app,
+    ['ui', 'api'][1 + number % 2] AS channel,
+    IPv4NumToString(toIPv4(3325256704 + cityHash64(number, 4) % 65536)) AS ip,
+    concat('d', toString(cityHash64(number, 5) % 500000)) AS device_id,
+    {verdict:String} = 'allow' ? 'allow' : if(number % 9 = 0, 'step_up', 'deny') AS verdict,
+    multiIf(verdict = 'allow', 'ok', verdict = 'step_up', 'reauth_required',
+            ['revoked', 'expired_idle', 'expired_absolute', 'context_mismatch',
+             'unknown_session', 'stale_intent'][1 + cityHash64(number, 6) % 6]) AS reason,
+    {end:DateTime64(3, 'UTC')} - toIntervalMillisecond(cityHash64(number, 7) % {span_ms:UInt64})
+        AS occurred_at,
+    occurred_at + toIntervalMillisecond(5) AS decided_at,
+    occurred_at + toIntervalMillisecond(10005) AS valid_until,
+    'bench' AS policy_version, 60000, 1000, 60000, '' AS detail, 0, number,
+    if(reason IN ('revoked', 'expired_idle', 'expired_absolute'),
+       toInt64(cityHash64(number, 8) % 14400000), NULL) AS dead_for_ms
+FROM numbers({first:UInt64}, {count:UInt64})
+"""
+
+
+def fill(store: Store, rows: int, end: datetime, days: int) -> float:
+    started = time.perf_counter()
+    span = days * 86_400_000
+    chunk = 2_000_000
+    for tag, verdict, total in (("b", "deny", rows), ("a", "allow", rows // 10)):
+        for first in range(0, total, chunk):
+            store.records(HISTORY, {"tag": tag, "verdict": verdict, "end": end,
+                                    "span_ms": span, "first": first,
+                                    "count": min(chunk, total - first)})
+    store.sql("OPTIMIZE TABLE decisions_per_minute FINAL")
+    return time.perf_counter() - started
+
+
+def time_panels(store: Store, window: Window) -> dict[str, float]:
+    timings = {}
+    for panel in PANELS:
+        runs = []
+        for _ in range(3):
+            _, elapsed = store.timed_records(panel.sql, parameters(panel, window))
+            runs.append(elapsed)
+        timings[panel.name] = statistics.median(runs)
+    return timings
+
+
+def first_render(store: Store) -> tuple[float, float]:
+    """(ms to every panel drawn, ms of the slowest panel's query), cold then warm."""
+    from playwright.sync_api import sync_playwright
+
+    loop = asyncio.new_event_loop()
+    dashboard = Dashboard(store, "127.0.0.1", 0)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(dashboard.start())
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    ready.wait(30)
+    renders = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        for _ in range(2):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            started = time.perf_counter()
+            page.goto(dashboard.url)
+            page.wait_for_function("Number(document.body.dataset.loaded) >= 1", timeout=120_000)
+            renders.append((time.perf_counter() - started) * 1000)
+            page.close()
+        browser.close()
+    asyncio.run_coroutine_threadsafe(dashboard.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    return renders[0], renders[1]
+
+
+def main() -> None:
+    args = argparse.ArgumentParser()
+    args.add_argument("--rows", type=int, default=10_000_000)
+    args.add_argument("--days", type=int, default=30)
+    args.add_argument("--keep", help="a directory for the store, kept (default: a temporary one)")
+    opts = args.parse_args()
+    root = Path(opts.keep) if opts.keep else Path(tempfile.mkdtemp(prefix="doublelock-bench-"))
+    store = Store(f"chdb://{root / 'ch'}")
+    try:
+        store.migrate(retention_days=0)
+        end = datetime.now(UTC)
+        if store.sql("SELECT count() FROM decisions")[0][0] == 0:
+            print(f"filling: {opts.rows:,} blocked attempts (+{opts.rows // 10:,} allowed) "
+                  f"over {opts.days} days ...", flush=True)
+            print(f"  in {fill(store, opts.rows, end, opts.days):.0f} s", flush=True)
+        total, blocked = store.sql(
+            "SELECT count(), countIf(verdict != 'allow') FROM decisions")[0]
+        print(f"history: {total:,} rows, {blocked:,} blocked")
+        ranges = {"last 24 h": Window(end - timedelta(hours=24), end),
+                  f"all {opts.days} days": Window(end - timedelta(days=opts.days + 1), end)}
+        results = {label: time_panels(store, w) for label, w in ranges.items()}
+        labels = list(results)
+        print(f"\n{'panel':<20}" + "".join(f"{label:>16}" for label in labels) + "  (ms, median of 3)")
+        for panel in PANELS:
+            print(f"{panel.name:<20}" + "".join(
+                f"{results[label][panel.name]:>16.1f}" for label in labels))
+        for label in labels:
+            worst = max(results[label], key=results[label].__getitem__)
+            print(f"slowest, {label}: {worst} {results[label][worst]:.0f} ms; all panels "
+                  f"together {sum(results[label].values()):.0f} ms")
+        cold, warm = first_render(store)
+        print(f"\ndashboard first render (last 24 h, every panel drawn): {cold:.0f} ms; "
+              f"again: {warm:.0f} ms")
+    finally:
+        store.close()
+        if not opts.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
