@@ -65,7 +65,7 @@ def fill(store: Store, rows: int, end: datetime, days: int) -> float:
             store.records(HISTORY, {"tag": tag, "verdict": verdict, "end": end,
                                     "span_ms": span, "first": first,
                                     "count": min(chunk, total - first)})
-    store.sql("OPTIMIZE TABLE decisions_per_minute FINAL")
+    store.sql("OPTIMIZE TABLE decisions_by_minute FINAL")
     return time.perf_counter() - started
 
 

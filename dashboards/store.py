@@ -36,7 +36,7 @@ DECISION_COLUMNS: Final = (
     "source_partition", "source_offset", "dead_for_ms",
 )
 # Each table's time column, for its retention (TTL).
-RETAINED: Final = {"decisions": "occurred_at", "decisions_per_minute": "minute",
+RETAINED: Final = {"decisions": "occurred_at", "decisions_by_minute": "minute",
                    "rejections": "rejected_at", "alerts": "window_start"}
 ALERT_COLUMNS: Final = ("alert_id", "detector", "subject", "window_start", "detected_at",
                         "summary")
@@ -81,6 +81,10 @@ def decision_row(decision: Decision, intent: Intent | None, source: Source) -> l
     ]
 
 
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def rejection_row(source: Source, kind: str, error: str, size: int, at: Millis) -> list[Any]:
     return [source.topic, source.partition, source.offset, kind, error, size, instant(at)]
 
@@ -107,8 +111,14 @@ class Store:
 
     def migrate(self, retention_days: int = 0) -> None:
         """Create or upgrade the schema; keep rows ``retention_days`` (0: for ever)."""
+        had_counts = self.sql("EXISTS TABLE decisions_by_minute") == [(1,)]
         for statement in _statements((HERE / "ddl.sql").read_text()):
             self._run(self.client.command, statement)
+        if not had_counts:  # a store older than the per-minute counts: fill them once
+            self._run(self.client.command, (
+                "INSERT INTO decisions_by_minute SELECT toStartOfMinute(occurred_at) AS "
+                "minute, app, action, channel, verdict, reason, count() FROM decisions "
+                "FINAL GROUP BY minute, app, action, channel, verdict, reason"))
         for table, column in RETAINED.items():
             self._retain(table, column, retention_days)
 
@@ -124,8 +134,25 @@ class Store:
             self._run(self.client.command, f"ALTER TABLE {table} REMOVE TTL")
 
     def insert_decisions(self, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._run(self.client.insert, "decisions", rows, column_names=DECISION_COLUMNS)
+        """Insert the decisions this store does not hold yet: a record delivered again
+        (after a crash, before its offset was committed) is stored once, so that every
+        count, the per-minute ones included, is exact without FINAL."""
+        fresh: dict[tuple[str, str], Sequence[Any]] = {}
+        for row in rows:
+            fresh.setdefault((row[0], row[1]), row)  # (intent_id, session_id)
+        if not fresh:
+            return
+        hours = sorted({_hour(row[11]) for row in fresh.values()})  # occurred_at
+        held = self.sql(
+            "SELECT intent_id, session_id FROM decisions "
+            "WHERE toStartOfHour(occurred_at) IN {hours:Array(DateTime('UTC'))} "
+            "AND (intent_id, session_id) IN {keys:Array(Tuple(String, String))}",
+            {"hours": hours, "keys": list(fresh)})
+        for key in held:
+            fresh.pop((key[0], key[1]), None)
+        if fresh:
+            self._run(self.client.insert, "decisions", list(fresh.values()),
+                      column_names=DECISION_COLUMNS)
 
     def insert_alerts(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

@@ -3,7 +3,7 @@
 SELECT occurred_at, decided_at, intent_id, session_id, user_id, app, action, resource,
        channel, ip, device_id, verdict, reason, detail, session_age_ms, idle_ms,
        reauth_age_ms, dead_for_ms, policy_version
-FROM decisions FINAL
+FROM decisions
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
   AND verdict != 'allow'
   AND ({app:String} = '' OR app = {app:String})

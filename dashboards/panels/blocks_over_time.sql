@@ -3,8 +3,8 @@
 SELECT toStartOfInterval(minute, toIntervalSecond({bucket:UInt32})) AS time, reason,
        sum(intents) AS blocked
 FROM (
-    SELECT minute, reason, uniqMerge(intents) AS intents
-    FROM decisions_per_minute
+    SELECT minute, reason, sum(intents) AS intents
+    FROM decisions_by_minute
     WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
       AND minute < {to:DateTime64(3, 'UTC')}
       AND verdict != 'allow'

@@ -8,7 +8,7 @@ WITH candidates AS (
         SELECT ip AS source, 'ip' AS scope,
                toStartOfInterval(occurred_at, toIntervalSecond({window:UInt32})) AS window_start,
                count() AS attempts
-        FROM decisions FINAL
+        FROM decisions
         WHERE occurred_at >= {from:DateTime64(3, 'UTC')}
           AND occurred_at < {to:DateTime64(3, 'UTC')}
           AND verdict != 'allow' AND ip != ''
@@ -20,7 +20,7 @@ WITH candidates AS (
         SELECT subnet AS source, 'subnet' AS scope,
                toStartOfInterval(occurred_at, toIntervalSecond({window:UInt32})) AS window_start,
                count() AS attempts
-        FROM decisions FINAL
+        FROM decisions
         WHERE occurred_at >= {from:DateTime64(3, 'UTC')}
           AND occurred_at < {to:DateTime64(3, 'UTC')}
           AND verdict != 'allow' AND subnet != ''
@@ -34,7 +34,7 @@ SELECT source, scope,
        toStartOfInterval(occurred_at, toIntervalSecond({window:UInt32})) AS window_start,
        count() AS attempts, uniq(user_id) AS users, uniq(session_id) AS sessions,
        arrayStringConcat(topK(3)(reason), ', ') AS reasons
-FROM decisions FINAL
+FROM decisions
 ARRAY JOIN [ip, subnet] AS source, ['ip', 'subnet'] AS scope
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
   AND verdict != 'allow'

@@ -8,7 +8,7 @@ SELECT m.user_id AS user_id, m.session_id AS mismatched_session, m.ip AS from_ip
 FROM (
     SELECT user_id, argMin(session_id, occurred_at) AS session_id,
            argMin(ip, occurred_at) AS ip, min(occurred_at) AS first_at
-    FROM decisions FINAL
+    FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
       AND reason = 'context_mismatch' AND user_id != ''
       AND ({app:String} = '' OR app = {app:String})
@@ -17,7 +17,7 @@ FROM (
 ) AS m
 INNER JOIN (
     SELECT user_id, session_id, occurred_at
-    FROM decisions FINAL
+    FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')}
       AND occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalSecond({follow:UInt32})
 ) AS d ON d.user_id = m.user_id

@@ -3,7 +3,7 @@
 SELECT user_id, app, count() AS blocks,
        round(quantileExact(0.5)(dead_for_ms) / 60000, 1) AS median_min_past,
        round(max(dead_for_ms) / 60000, 1) AS max_min_past
-FROM decisions FINAL
+FROM decisions
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
   AND reason = 'expired_idle'
   AND ({app:String} = '' OR app = {app:String})

@@ -8,7 +8,7 @@ SELECT s.action AS action, count() AS step_ups,
        any(t.intents) AS intents, round(step_ups / any(t.intents), 4) AS step_up_rate
 FROM (
     SELECT session_id, action, occurred_at
-    FROM decisions FINAL
+    FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
       AND reason = 'reauth_required'
       AND ({app:String} = '' OR app = {app:String})
@@ -16,14 +16,14 @@ FROM (
 ) AS s
 ASOF LEFT JOIN (
     SELECT session_id, action, occurred_at
-    FROM decisions FINAL
+    FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')}
       AND occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalSecond({retry_window:UInt32})
       AND verdict = 'allow'
 ) AS a ON a.session_id = s.session_id AND a.action = s.action AND a.occurred_at > s.occurred_at
 LEFT JOIN (
-    SELECT action, uniqMerge(intents) AS intents
-    FROM decisions_per_minute
+    SELECT action, sum(intents) AS intents
+    FROM decisions_by_minute
     WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
       AND minute < {to:DateTime64(3, 'UTC')}
     GROUP BY action

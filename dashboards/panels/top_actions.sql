@@ -1,7 +1,7 @@
 -- The actions with the most blocked attempts, with their commonest cause.
 SELECT action AS action, count() AS blocked, uniq(session_id) AS sessions,
        topK(1)(reason)[1] AS top_reason, max(occurred_at) AS last_blocked
-FROM decisions FINAL
+FROM decisions
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
   AND verdict != 'allow' AND action != ''
   AND ({app:String} = '' OR app = {app:String})

@@ -5,8 +5,8 @@ SELECT app, action,
        sumIf(intents, verdict = 'step_up') AS stepped_up,
        round((denied + stepped_up) / sum(intents), 4) AS blocked_share
 FROM (
-    SELECT app, action, verdict, uniqMerge(intents) AS intents
-    FROM decisions_per_minute
+    SELECT app, action, verdict, sum(intents) AS intents
+    FROM decisions_by_minute
     WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
       AND minute < {to:DateTime64(3, 'UTC')}
       AND ({app:String} = '' OR app = {app:String})

@@ -42,11 +42,27 @@ def store(tmp_path: Path) -> Any:
 def test_rows_are_idempotent_on_intent_id(store: Store) -> None:
     row = decision_row(decision("I1", Verdict.DENY, Reason.REVOKED), intent("I1"),
                        Source("t", 0, 7))
+    other = decision_row(decision("I2", Verdict.ALLOW, Reason.OK), intent("I2"),
+                         Source("t", 0, 8))
     store.insert_decisions([row])
-    store.insert_decisions([row])  # a replay
-    assert store.sql("SELECT count() FROM decisions FINAL") == [(1,)]
+    store.insert_decisions([row, other, other])  # a replay, and one new twice in a batch
+    # Stored once, not merged away later: exact without FINAL, per minute too.
+    assert store.sql("SELECT intent_id, count() FROM decisions GROUP BY 1 ORDER BY 1") == [
+        ("I1", 1), ("I2", 1)]
+    assert store.sql("SELECT verdict, sum(intents) FROM decisions_by_minute "
+                     "GROUP BY 1 ORDER BY 1") == [("allow", 1), ("deny", 1)]
     assert store.sql("SELECT intent_id, reason, ip FROM blocked_attempts") == [
         ("I1", "revoked", "192.0.2.1")]
+
+
+def test_a_store_older_than_the_per_minute_counts_gets_them_filled(store: Store) -> None:
+    rows = [decision_row(decision(f"O{i}", Verdict.DENY, Reason.REVOKED), intent(f"O{i}"),
+                         Source("t", 0, i)) for i in range(3)]
+    store.insert_decisions(rows)
+    store.sql("DROP VIEW decisions_by_minute_mv")
+    store.sql("DROP TABLE decisions_by_minute")  # as a 0.1 store is
+    store.migrate()
+    assert store.sql("SELECT sum(intents) FROM decisions_by_minute") == [(3,)]
 
 
 def test_rejections_are_idempotent_on_position(store: Store) -> None:
