@@ -135,7 +135,8 @@ def main() -> None:
                   f"all {opts.days} days": Window(end - timedelta(days=opts.days + 1), end)}
         results = {label: time_panels(store, w) for label, w in ranges.items()}
         labels = list(results)
-        print(f"\n{'panel':<20}" + "".join(f"{label:>16}" for label in labels) + "  (ms, median of 3)")
+        print(f"\n{'panel':<20}" + "".join(f"{label:>16}" for label in labels)
+              + "  (ms, median of 3)")
         for panel in PANELS:
             print(f"{panel.name:<20}" + "".join(
                 f"{results[label][panel.name]:>16.1f}" for label in labels))
