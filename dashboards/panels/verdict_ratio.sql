@@ -4,15 +4,11 @@ SELECT app, action,
        sumIf(intents, verdict = 'deny') AS denied,
        sumIf(intents, verdict = 'step_up') AS stepped_up,
        round((denied + stepped_up) / sum(intents), 4) AS blocked_share
-FROM (
-    SELECT app, action, verdict, sum(intents) AS intents
-    FROM decisions_by_minute
-    WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
-      AND minute < {to:DateTime64(3, 'UTC')}
-      AND ({app:String} = '' OR app = {app:String})
-      AND ({action:String} = '' OR action = {action:String})
-    GROUP BY minute, app, action, channel, verdict, reason
-)
+FROM decisions_by_minute
+WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
+  AND minute < {to:DateTime64(3, 'UTC')}
+  AND ({app:String} = '' OR app = {app:String})
+  AND ({action:String} = '' OR action = {action:String})
 GROUP BY app, action
 ORDER BY denied + stepped_up DESC, app, action
 LIMIT {limit:UInt32}
