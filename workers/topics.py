@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -90,13 +90,19 @@ def delete_topics(settings: Settings, prefixes: set[str]) -> None:
         admin.close()
 
 
-def changelogs_exist(settings: Settings) -> bool:
-    """Whether the broker has the worker's table changelogs (a broker whose data was
-    reset has not, and a local table cache from before then must go)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+def changelog_ends(settings: Settings) -> dict[tuple[str, int], int] | None:
+    """The end offset of every partition of the worker's table changelogs, by (table,
+    partition); None if a changelog is missing (a broker whose data was reset)."""
+    names = {f"{settings.app_id}-{table}-changelog": table for table in ("sessions", "decided")}
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     try:
-        existing = set(admin.list_topics())
+        partitions = []
+        for name in names:
+            found = consumer.partitions_for_topic(name)
+            if not found:
+                return None
+            partitions += [TopicPartition(name, p) for p in found]
+        ends = consumer.end_offsets(partitions)
     finally:
-        admin.close()
-    return all(f"{settings.app_id}-{table}-changelog" in existing
-               for table in ("sessions", "decided"))
+        consumer.close()
+    return {(names[tp.topic], tp.partition): end for tp, end in ends.items()}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -128,3 +129,34 @@ def _rewind(settings: Any, group: str, topic: str, timeout_s: float = 90.0) -> N
             time.sleep(0.5)
     finally:
         admin.close()
+
+
+def test_a_table_cache_ahead_of_its_changelog_is_dropped_not_fatal(start_worker: Any) -> None:
+    """The broker's data was reset and the changelogs made again, empty: the local
+    cache has read further than they hold. Faust would refuse to recover; the worker
+    drops the cache and recovers from the changelogs instead."""
+    first = start_worker()
+    publisher = Publisher(first.settings)
+    at = now_ms()
+    for i in range(20):
+        publisher.lifecycle(SessionCreated(f"cache-{i}", at, "U1", at, 2, "192.0.2.7", "D1"))
+    publisher.flush()
+    publisher.close()
+    time.sleep(2)  # applied and written to the local store
+    assert "Traceback" not in first.stop()
+    app_id = first.env["DOUBLELOCK_APP_ID"]
+    changelogs = [f"{app_id}-{table}-changelog" for table in ("sessions", "decided")]
+    admin = KafkaAdminClient(bootstrap_servers=first.settings.bootstrap)
+    try:
+        admin.delete_topics(changelogs)
+        deadline = time.monotonic() + 30
+        while set(changelogs) & set(admin.list_topics()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        admin.create_topics([NewTopic(name, first.settings.partitions, 1,
+                                      topic_configs={"cleanup.policy": "compact"})
+                             for name in changelogs])
+    finally:
+        admin.close()
+    second = start_worker(like=first, DOUBLELOCK_DATA_DIR=first.env["DOUBLELOCK_DATA_DIR"])
+    log = second.stop()
+    assert "removing the table cache" in log and "ConsistencyError" not in log
