@@ -76,7 +76,7 @@ def detect(store: Store, now: datetime) -> list[Alert]:
     window = Window(now - timedelta(milliseconds=LOOKBACK), now)
     found: dict[str, Alert] = {}
     for panel in DETECTORS:
-        for row in store.records(panel.sql, parameters(panel, window)):
+        for row in store.records(panel.sql, parameters(panel, window, panel.alert_params)):
             alert = alert_of(panel, row, window)
             found.setdefault(alert.alert_id, alert)
     if not found:

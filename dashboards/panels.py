@@ -29,8 +29,10 @@ class Panel:
     x: str = ""
     series: str = ""
     value: str = ""
-    # Rows that a detector turns into alerts: which column is the subject of one.
+    # Rows that a detector turns into alerts: which column is the subject of one, and
+    # the parameters it alerts with (stricter than what the panel shows).
     alert_key: str = ""
+    alert_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def sql(self) -> str:
@@ -59,8 +61,9 @@ PANELS: Final = (
     Panel("stale_tab_delay", "How long past the idle timeout", "bars",
           "When stale tabs try again.", x="past_timeout", value="blocks"),
     Panel("dead_session_use", "Use after logout or revocation", "table",
-          "Attempts on dead sessions, and how long they had been dead.", {"limit": 20},
-          alert_key="user_id"),
+          "Attempts on dead sessions, and how long they had been dead.",
+          {"min_attempts": 1, "limit": 20}, alert_key="user_id",
+          alert_params={"min_attempts": 3}),  # one late click is a habit, three a pattern
     Panel("step_up_friction", "Step-up friction", "table",
           "How often each action asks for a step-up, and how often an allowed retry "
           "follows (friction) rather than nothing (a stop).", {"retry_window": 300, "limit": 20}),

@@ -71,17 +71,27 @@ class ClickHouseSink:
         async with self._lock:
             if not self.pending:
                 return True
+            # Taken out now: what is added while this batch is stored waits for the
+            # next one (it must never be acked with this batch without being in it).
             decisions, rejections, events = self.decisions, self.rejections, self.events
-            await self.flush_producer()
+            self.decisions, self.rejections, self.events = [], [], []
+            oldest, self.oldest = self.oldest, time.monotonic()
             loop = asyncio.get_running_loop()
             try:
+                await self.flush_producer()
                 await loop.run_in_executor(self._executor, self._store, decisions, rejections)
-            except ServiceError as exc:
+            except BaseException as exc:
+                # Back in front, in order: the next flush stores them first.
+                self.decisions = decisions + self.decisions
+                self.rejections = rejections + self.rejections
+                self.events = events + self.events
+                self.oldest = oldest
+                if not isinstance(exc, ServiceError):
+                    raise
                 self.failures += 1
                 log.error("ClickHouse insert failed, %d rows kept for retry: %s",
                           len(decisions) + len(rejections), exc)
                 return False
-            self.decisions, self.rejections, self.events = [], [], []
             self.stored_rows += len(decisions)
             for event in events:
                 event.ack()

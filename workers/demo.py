@@ -74,10 +74,14 @@ class Traffic:
     sent: dict[str, float] = field(default_factory=dict)  # intent_id → monotonic send time
     retries: dict[str, Session] = field(default_factory=dict)  # step_up → retry after re-auth
 
-    def session(self, minutes_ago: float, level: int = 1) -> tuple[Session, SessionCreated]:
-        user = f"user-{self.rng.randrange(self.users):04d}"
+    def session(self, minutes_ago: float, level: int = 1,
+                user: str | None = None) -> tuple[Session, SessionCreated]:
+        user = user or f"user-{self.rng.randrange(self.users):04d}"
+        # Home and office addresses all over the (carrier-grade NAT) map: ordinary
+        # users share no /24, so a burst detector sees only the attackers.
         s = Session(f"sess-{uuid.uuid4().hex[:12]}", user,
-                    f"198.51.100.{self.rng.randrange(1, 255)}",
+                    f"100.{self.rng.randrange(64, 128)}.{self.rng.randrange(256)}."
+                    f"{self.rng.randrange(1, 255)}",
                     f"dev-{self.rng.randrange(16**6):06x}", self.rng.choice(APPS))
         at = now_ms() - int(minutes_ago * MINUTE)
         return s, SessionCreated(s.session_id, at, s.user_id, at, level, s.ip, s.device_id)
@@ -113,7 +117,9 @@ class Traffic:
 
     def stale_tab(self) -> None:
         idle = self.rng.uniform(31, 90)
-        s, created = self.session(idle + 10)
+        # Half of them are the same few people, who leave tabs open all day.
+        habitual = f"user-{self.rng.randrange(4):04d}" if self.rng.random() < 0.5 else None
+        s, created = self.session(idle + 10, user=habitual)
         last = now_ms() - int(idle * MINUTE)
         beats = [Heartbeat(s.session_id, last + i * MINUTE) for i in range(1, int(idle))]
         self.emit(created, Activity(s.session_id, last), *beats)

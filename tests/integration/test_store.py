@@ -4,6 +4,7 @@ and the sink's commit protocol."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,45 @@ def test_sink_acks_only_after_the_rows_are_stored(store: Store) -> None:
         assert store.sql("SELECT count() FROM decisions FINAL") == [(2,)]
         assert len(produced) == 2  # the producer is flushed before every store
         assert sink.pending == 0 and not sink.due
+        sink.close()
+
+    asyncio.run(scenario())
+
+
+class SlowStore(FlakyStore):
+    """The real store, taking its time over each insert, as a busy server does."""
+
+    def insert_decisions(self, rows: Any) -> None:
+        time.sleep(0.3)
+        self.store.insert_decisions(rows)
+
+
+def test_rows_added_while_a_batch_is_stored_go_in_the_next_one(store: Store) -> None:
+    """Intents are decided concurrently: rows keep coming while a batch is being
+    inserted. None may be acked with that batch unless it was stored in it."""
+    async def scenario() -> None:
+        async def flush_producer() -> None:
+            return None
+
+        sink = ClickHouseSink(SlowStore(store, 0), flush_producer,  # type: ignore[arg-type]
+                              max_rows=1000, max_age_s=60)
+        events = [Event() for _ in range(10)]
+
+        def add(i: int) -> None:
+            sink.add(decision_row(decision(f"R{i}", Verdict.DENY, Reason.REVOKED),
+                                  intent(f"R{i}"), Source("t", 0, i)), None, events[i])
+
+        for i in range(5):
+            add(i)
+        flushing = asyncio.ensure_future(sink.flush())
+        await asyncio.sleep(0.1)  # the batch is in ClickHouse's hands
+        for i in range(5, 10):
+            add(i)
+        assert await flushing is True
+        assert [e.acked for e in events] == [1] * 5 + [0] * 5  # the late ones wait
+        assert await sink.flush() is True
+        assert [e.acked for e in events] == [1] * 10
+        assert store.sql("SELECT count() FROM decisions") == [(10,)]
         sink.close()
 
     asyncio.run(scenario())
