@@ -59,6 +59,7 @@ bench: setup
 	$(BIN)/python -m bench.decide_core
 	$(BIN)/python -m bench.worker_roundtrip
 	$(BIN)/python -m bench.sdk_pending
+	$(BIN)/python -m bench.dashboard_queries
 
 kafka-up: setup
 	$(BIN)/doublelock kafka up

@@ -12,18 +12,16 @@ reported, for the last 24 hours (the dashboard's default) and for the whole rang
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dashboards.panels import PANELS, Window, parameters
 from dashboards.store import Store
-from dashboards.web import Dashboard
+from dashboards.web import serving
 
 HISTORY = """
 INSERT INTO decisions (intent_id, session_id, user_id, action, resource, app, channel, ip,
@@ -84,20 +82,8 @@ def first_render(store: Store) -> tuple[float, float]:
     """(ms to every panel drawn, ms of the slowest panel's query), cold then warm."""
     from playwright.sync_api import sync_playwright
 
-    loop = asyncio.new_event_loop()
-    dashboard = Dashboard(store, "127.0.0.1", 0)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(dashboard.start())
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True).start()
-    ready.wait(30)
     renders = []
-    with sync_playwright() as playwright:
+    with serving(store) as dashboard, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         for _ in range(2):
@@ -108,8 +94,6 @@ def first_render(store: Store) -> tuple[float, float]:
             renders.append((time.perf_counter() - started) * 1000)
             page.close()
         browser.close()
-    asyncio.run_coroutine_threadsafe(dashboard.stop(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
     return renders[0], renders[1]
 
 

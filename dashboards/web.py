@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -137,3 +139,30 @@ class Dashboard:
             log.warning("dashboard query failed: %s", exc)
             return web.json_response({"error": "the query failed"}, status=503)
         return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+@contextmanager
+def serving(store: Store, host: str = "127.0.0.1", port: int = 0) -> Iterator[Dashboard]:
+    """The dashboard on an event loop of its own thread, for callers without one
+    (tests, benchmarks); stopped on exit."""
+    loop = asyncio.new_event_loop()
+    dashboard = Dashboard(store, host, port)
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(dashboard.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="dashboard", daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise ServiceError("the dashboard did not start in 30 s")
+    try:
+        yield dashboard
+    finally:
+        asyncio.run_coroutine_threadsafe(dashboard.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()

@@ -4,11 +4,9 @@ test-output/dashboard/."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from dashboards.panels import PANELS
 from dashboards.store import Store
-from dashboards.web import Dashboard
+from dashboards.web import serving
 from tests.history import WINDOW, load, planted
 
 pytestmark = pytest.mark.integration
@@ -42,24 +40,11 @@ def history_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 def served(history_dsn: str) -> Iterator[str]:
     """The dashboard over the history, on a loop of its own; its URL."""
     store = Store(history_dsn)
-    loop = asyncio.new_event_loop()
-    dashboard = Dashboard(store, "127.0.0.1", 0)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(dashboard.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    yield dashboard.url
-    asyncio.run_coroutine_threadsafe(dashboard.stop(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(30)
-    store.close()
+    try:
+        with serving(store) as dashboard:
+            yield dashboard.url
+    finally:
+        store.close()
 
 
 def shot(page: Page, name: str) -> None:
