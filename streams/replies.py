@@ -47,7 +47,7 @@ class Replies:
         if count is None:
             return self._unroutable(intent, f"{topic!r} does not exist")
         partition = intent.reply_partition
-        if partition is not None and partition >= count:
+        if partition is not None and not 0 <= partition < count:  # a malformed intent's too
             return self._unroutable(intent, f"{topic!r} has no partition {partition}")
         return topic, partition
 
