@@ -98,9 +98,14 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     from dashboards.serve import serve_alone
 
+    import signal
+
     settings = _settings(args)
     if args.port is not None:
         settings = replace(settings, dashboard_port=args.port)
+    # Ctrl-C and SIGTERM stop it, even when started in the background (SIGINT ignored).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     asyncio.run(serve_alone(settings))
     return 0
 

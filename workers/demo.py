@@ -26,8 +26,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from dashboards.store import instant, redacted
+from dashboards.web import jsonable
 from doublelock.events import (
     MINUTE,
     SECOND,
@@ -133,6 +135,7 @@ class Traffic:
     def stolen(self) -> None:
         s, created = self.session(self.rng.uniform(2, 10))
         self.emit(created, Activity(s.session_id, now_ms() - 30 * SECOND))
+        self.intent(s, self.rng.choice(EVERYDAY))  # its owner, from home
         attacker = f"203.0.113.{self.rng.choice((66, 66, 66, 99, 140))}"  # a few hot sources
         self.intent(s, self.rng.choice(SENSITIVE), ip=attacker, device="dev-unknown")
 
@@ -211,7 +214,8 @@ def run_demo(settings: Settings, users: int = 200, seconds: float = 20.0,
             say(f"What ClickHouse holds for this run ({redacted(settings.dsn)}):")
             render(panels, w, sys.stdout, color=sys.stdout.isatty())
         if serve and panels is not None:
-            say(f"\nThe dashboard: {url}  (the worker keeps deciding; Ctrl-C stops both)",
+            say(f"\nThe dashboard: {url}?from={quote(jsonable(started))}  (this run; the worker "
+                "keeps deciding; Ctrl-C stops both)",
                 flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 while worker.poll() is None:

@@ -65,7 +65,14 @@ def from_dashboard(url: str, w: Window, names: Iterable[str]) -> dict[str, Any] 
 
 
 def from_store(dsn: str, w: Window, names: Iterable[str]) -> dict[str, Any]:
-    store = Store(dsn)
+    try:
+        store = Store(dsn)
+    except ServiceError as exc:
+        if "lock" in str(exc).lower():  # chdb: another process owns the store
+            raise ServiceError(
+                f"{exc}\nAnother process owns this store (a worker, or `doublelock "
+                "dashboard`): ask its dashboard instead, with --dashboard URL.") from exc
+        raise
     try:
         if store.sql("EXISTS TABLE decisions") != [(1,)]:
             raise ServiceError(f"no doublelock history in {store.dsn}: has a worker run on it?")

@@ -1,13 +1,14 @@
--- A context mismatch, then attempts on other sessions of the same user within
--- {follow} seconds of it: several of the user's sessions in one (stolen) hand.
--- From each user's first mismatch in the range.
+-- A context mismatch, then attempts on other sessions of the same user from the same
+-- address or device within {follow} seconds of it: several of the user's sessions in
+-- one (stolen) hand. From each user's first mismatch in the range.
 SELECT m.user_id AS user_id, m.session_id AS mismatched_session, m.ip AS from_ip,
        m.first_at AS mismatch_at, count() AS followups,
        uniqExact(d.session_id) AS other_sessions,
        arrayStringConcat(arraySort(groupUniqArray(5)(d.session_id)), ', ') AS sessions
 FROM (
     SELECT user_id, argMin(session_id, occurred_at) AS session_id,
-           argMin(ip, occurred_at) AS ip, min(occurred_at) AS first_at
+           argMin(ip, occurred_at) AS ip, argMin(device_id, occurred_at) AS device_id,
+           min(occurred_at) AS first_at
     FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
       AND reason = 'context_mismatch' AND user_id != ''
@@ -16,12 +17,13 @@ FROM (
     GROUP BY user_id
 ) AS m
 INNER JOIN (
-    SELECT user_id, session_id, occurred_at
+    SELECT user_id, session_id, ip, device_id, occurred_at
     FROM decisions
     WHERE occurred_at >= {from:DateTime64(3, 'UTC')}
       AND occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalSecond({follow:UInt32})
 ) AS d ON d.user_id = m.user_id
 WHERE d.session_id != m.session_id
+  AND (d.ip = m.ip OR d.device_id = m.device_id)  -- the same hands, not the user's own
   AND d.occurred_at > m.first_at
   AND d.occurred_at <= m.first_at + toIntervalSecond({follow:UInt32})
 GROUP BY user_id, mismatched_session, from_ip, mismatch_at

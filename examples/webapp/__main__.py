@@ -66,7 +66,9 @@ def main() -> int:
             server = serve(ExampleApp(dl, lifecycle, load_policy(POLICY)), port=args.port)
             print(f"\nthe example app: http://127.0.0.1:{server.server_port}/  "
                   "(alice / wonderland; Ctrl-C stops it)", flush=True)
-            signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+            # Both stop it, even when started in the background (which ignores SIGINT).
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
             server.shutdown()

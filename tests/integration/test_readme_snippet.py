@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from doublelock.events import LoggedOut, SessionCreated
+from doublelock.events import LoggedOut
 from workers.client import Publisher
 
 pytestmark = pytest.mark.integration
@@ -24,12 +24,8 @@ def test_readme_snippet_gets_an_allow(start_worker: Any, monkeypatch: pytest.Mon
     assert snippet is not None
     for name in ("TOPIC_PREFIX", "BOOTSTRAP"):
         monkeypatch.setenv(f"DOUBLELOCK_{name}", str(getattr(worker.settings, name.lower())))
-    now = time.time_ns() // 1_000_000
-    publisher = Publisher(worker.settings)
-    # A fresh login at level 2: account.delete needs re-auth within 5 min and level 2.
-    publisher.lifecycle(SessionCreated("readme-S", now, "alice", now, 2, "198.51.100.20", "L1"))
-    publisher.flush()
-    publisher.close()
+    # The snippet logs the session in itself (a fresh login at level 2: account.delete
+    # needs a re-authentication within 5 min, and level 2).
     deleted: list[int] = []
     scope: dict[str, Any] = {"session_id": "readme-S", "user_id": "alice",
                              "client_ip": "198.51.100.20", "device_id": "L1",
