@@ -95,10 +95,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     from dashboards.serve import serve_alone
-
-    import signal
 
     settings = _settings(args)
     if args.port is not None:
