@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 LOOKBACK: Final = 15 * MINUTE
 RECORD: Final = "doublelock.Alert"
 EVIDENCE_IDS: Final = 20
+# Ids and values come from intents: cut, so that an alert always fits in a record.
+MAX_TEXT: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,9 @@ def alert_of(panel: Panel, row: Mapping[str, Any], window: Window) -> Alert:
                    f"{row['sessions']} dead sessions")
         subject = f"{subject}@{row['app']}"
     digest = hashlib.sha256(f"{panel.name}\0{subject}\0{start}".encode()).hexdigest()[:32]
-    evidence = {k: "" if v is None else str(v) for k, v in row.items()}
-    return Alert(digest, panel.name, subject, start, end, summary, evidence)
+    evidence = {k: "" if v is None else str(v)[:MAX_TEXT] for k, v in row.items()}
+    return Alert(digest, panel.name, subject[:MAX_TEXT], start, end, summary[:4 * MAX_TEXT],
+                 evidence)
 
 
 def detect(store: Store, now: datetime) -> list[Alert]:
@@ -99,7 +102,7 @@ def _with_evidence(store: Store, alert: Alert, window: Window) -> Alert:
     rows = store.records(attempts.sql, parameters(attempts, window, filters))
     return Alert(alert.alert_id, alert.detector, alert.subject, alert.window_start,
                  alert.window_end, alert.summary, alert.evidence,
-                 tuple(r["intent_id"] for r in rows))
+                 tuple(r["intent_id"][:MAX_TEXT] for r in rows))
 
 
 def encode(codec: Codec, alert: Alert, detected_at: Millis) -> bytes:
@@ -122,9 +125,15 @@ async def publish(store: Store, codec: Codec, now: datetime,
     runs the store's calls off the event loop (``asyncio.to_thread``)."""
     alerts: list[Alert] = await in_thread(detect, store, now)
     detected_at = _ms(now)
+    sent = []
     for alert in alerts:
-        await send(alert.subject.encode(), encode(codec, alert, detected_at))
-        log.warning("alert %s: %s", alert.detector, alert.summary)
-    if alerts:
-        await in_thread(remember, store, alerts, detected_at)
-    return len(alerts)
+        try:
+            await send(alert.subject.encode(), encode(codec, alert, detected_at))
+        except Exception:  # this one is tried again next round; the others go on
+            log.exception("alert %s for %r not published", alert.detector, alert.subject)
+            continue
+        sent.append(alert)
+        log.warning("alert %s: %r", alert.detector, alert.summary)  # repr: no forged lines
+    if sent:
+        await in_thread(remember, store, sent, detected_at)
+    return len(sent)

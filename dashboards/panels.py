@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Final
 
 PANEL_SQL: Final = Path(__file__).parent / "panels"
+MAX_LIMIT: Final = 10_000  # rows a panel returns at most
+MAX_SECONDS: Final = 31 * 86_400  # the longest window, bucket or threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +107,9 @@ def parameters(panel: Panel, window: Window, overrides: Mapping[str, Any] | None
     for key, value in (overrides or {}).items():
         default = panel.params[key]
         values[key] = type(default)(value)  # "10" from a URL becomes 10
+        if isinstance(default, int):
+            low = 0 if key.startswith("min_") else 1  # a zero window or limit is no view
+            high = MAX_LIMIT if key == "limit" else MAX_SECONDS
+            if not low <= values[key] <= high:
+                raise ValueError(f"{key}={values[key]} is not within {low}..{high}")
     return values

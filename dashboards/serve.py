@@ -44,7 +44,8 @@ def attach(app: Any, store: Store, settings: Settings) -> Dashboard | None:
                           key_serializer="raw", value_serializer="raw")
 
         async def send(key: bytes, value: bytes) -> None:
-            await topic.send(key=key, value=value, force=True)
+            # Waits for the broker: a refused record raises here, not later.
+            await (await topic.send(key=key, value=value, force=True))
 
         @app.timer(settings.alert_interval_ms / 1000)  # type: ignore[untyped-decorator]
         async def publish_alerts() -> None:

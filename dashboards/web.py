@@ -39,10 +39,17 @@ DEFAULT_RANGE: Final = timedelta(hours=24)
 def parse_time(text: str | None, default: datetime) -> datetime:
     if not text:
         return default
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        if text.isdigit():
+            parsed = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"{text[:40]!r} is not a time (ISO 8601 or epoch ms)") from None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not 2000 <= parsed.year < 2100:
+        raise ValueError(f"{text[:40]!r} is outside 2000..2100")
+    return parsed
 
 
 def window_of(query: Mapping[str, str]) -> Window:

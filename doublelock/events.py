@@ -190,6 +190,9 @@ class Intent:
     # only. None: the decisions topic, keyed by session id.
     reply_to: str | None = None
     reply_partition: int | None = None
+    # Echoed in the decision, signed: a client takes only the answer to its own request
+    # (two requests may share an intent id, and a decision may be copied around).
+    nonce: str | None = None
 
 
 def check_instant(name: str, value: Millis, now: Millis | None = None) -> None:
@@ -264,6 +267,8 @@ def validate_intent(intent: Intent, now: Millis | None = None) -> None:
     check_instant("occurred_at", intent.occurred_at, now)
     if intent.reply_to is not None and not TOPIC_NAME.fullmatch(intent.reply_to):
         raise RejectedEvent("malformed", f"reply_to={intent.reply_to[:80]!r} is not a topic name")
+    if intent.nonce is not None and len(intent.nonce) > 64:
+        raise RejectedEvent("malformed", "nonce is longer than 64 characters")
     if intent.reply_partition is not None and not 0 <= intent.reply_partition < MAX_PARTITIONS:
         raise RejectedEvent("malformed",
                             f"reply_partition={intent.reply_partition} is out of range")

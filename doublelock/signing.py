@@ -29,7 +29,7 @@ MIN_SECRET: Final = 32
 # The fields a signature covers, in this order; the evidence is informative only.
 SIGNED_FIELDS: Final = ("intent_id", "session_id", "user_id", "action", "verdict", "reason",
                         "decided_at", "valid_until", "policy_version", "redelivery",
-                        "key_id", "max_auth_age_ms", "min_auth_level")
+                        "key_id", "max_auth_age_ms", "min_auth_level", "nonce")
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ class Decision:
     min_auth_level: int | None = None
     # Evidence: how long the session had been dead (ended, or past a timeout).
     dead_for_ms: Millis | None = None
+    # The intent's nonce, set when the decision is emitted (signed).
+    nonce: str = ""
 
     @property
     def allowed(self) -> bool:

@@ -134,15 +134,19 @@ class Doublelock:
 
     def _submit(self, intent: Intent, loop: asyncio.AbstractEventLoop | None = None
                 ) -> _Waiter:
+        # The nonce comes back in the decision (signed): this request takes only the
+        # answer to itself, not one to another request with the same intent id.
         intent = replace(intent, reply_to=self.reply_topic,
-                         reply_partition=self.reply_partition)
+                         reply_partition=self.reply_partition, nonce=uuid.uuid4().hex)
         waiter = _Waiter(intent) if loop is None else _Waiter(intent, loop, loop.create_future())
         with self._lock:
-            if intent.intent_id in self._pending:  # the same id twice at once
-                waiter.future.set_result(self._refusal(
-                    intent, Reason.DECISION_MISMATCH, "this intent id is already waiting"))
-                return waiter
-            self._pending[intent.intent_id] = waiter  # before sending: answers are fast
+            taken = intent.intent_id in self._pending
+            if not taken:
+                self._pending[intent.intent_id] = waiter  # before sending: answers are fast
+        if taken:  # the same id twice at once (outside the lock: _refusal takes it)
+            waiter.future.set_result(self._refusal(
+                intent, Reason.DECISION_MISMATCH, "this intent id is already waiting"))
+            return waiter
         try:
             sent = self._producer.send(self.settings.topics.intents,
                                        key=intent.session_id.encode(),
@@ -238,10 +242,10 @@ class Doublelock:
             waiter.refused = Reason.BAD_SIGNATURE
             log.warning("refused a decision for %s: not signed by a known key",
                         decision.intent_id)
-        elif (decision.session_id, decision.user_id, decision.action) != (
-                asked.session_id, asked.user_id, asked.action):
+        elif (decision.session_id, decision.user_id, decision.action, decision.nonce) != (
+                asked.session_id, asked.user_id, asked.action, asked.nonce or ""):
             waiter.refused = waiter.refused or Reason.DECISION_MISMATCH
-            log.warning("refused a decision for %s: about another session or action",
+            log.warning("refused a decision for %s: the answer to another request",
                         decision.intent_id)
         else:
             return waiter, decision

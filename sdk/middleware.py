@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import posixpath
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from doublelock.verdict import Decision, Verdict
 from sdk.client import Doublelock, Subject
@@ -36,11 +37,27 @@ class Route:
     action: str
 
     def matches(self, method: str, path: str) -> bool:
-        return method.upper() == self.method.upper() and fnmatch.fnmatchcase(path, self.pattern)
+        return method in ("*", self.method.upper()) and fnmatch.fnmatchcase(path, self.pattern)
 
 
-def action_for(routes: Iterable[Route], method: str, path: str) -> str | None:
-    return next((r.action for r in routes if r.matches(method, path)), None)
+# Headers by which a POST asks a framework to treat it as another method.
+OVERRIDES: Final = ("x-http-method-override", "x-http-method", "x-method-override")
+
+
+def canonical(path: str) -> str:
+    """The path as routers see it: ``//a/./b/`` is ``/a/b``, so that no spelling of a
+    guarded route slips past its pattern."""
+    normal = posixpath.normpath("/" + path.lstrip("/"))
+    return "/" if normal in ("/", "//") else normal.rstrip("/")
+
+
+def action_for(routes: Iterable[Route], method: str, path: str,
+               overrides: Iterable[str] = ()) -> str | None:
+    """The action of the first route matching the request under any method it may be
+    taken for (``*``: any, for websockets)."""
+    methods = {method.upper(), *(m.upper() for m in overrides if m)}
+    path = canonical(path)
+    return next((r.action for r in routes for m in methods if r.matches(m, path)), None)
 
 
 def refusal(decision: Decision | None) -> tuple[int, Headers, bytes]:
@@ -84,24 +101,33 @@ class AsgiGuard:
         self.subject_of, self.timeout = subject_of, timeout
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        action = None if scope["type"] != "http" else action_for(
-            self.routes, scope["method"], scope["path"])
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.lower(): v for k, v in (scope.get("headers") or [])}
+        method = scope.get("method", "*") if scope["type"] == "http" else "*"
+        action = action_for(self.routes, method, scope["path"],
+                            [headers[k.encode()].decode("latin-1") for k in OVERRIDES
+                             if k.encode() in headers])
         if action is None:
             return await self.app(scope, receive, send)
         subject = self.subject_of(scope)
         decision = None
         if subject is not None:
-            key = dict(scope.get("headers") or []).get(b"idempotency-key")
+            key = headers.get(b"idempotency-key")
             intent = self.client.intent(subject, action, scope["path"],
                                         intent_id=key.decode("latin-1") if key else None)
             decision = await self.client.check_async(intent, self.timeout)
             if decision.allowed:
                 scope["doublelock.decision"] = decision
                 return await self.app(scope, receive, send)
-        status, headers, body = refusal(decision)
+        if scope["type"] == "websocket":  # refused before the handshake is accepted
+            await send({"type": "websocket.close", "code": 1008})
+            return None
+        status, answer, body = refusal(decision)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers]})
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in answer]})
         await send({"type": "http.response.body", "body": body})
+        return None
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -120,7 +146,9 @@ class WsgiGuard:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         action = action_for(self.routes, environ["REQUEST_METHOD"],
-                            environ.get("PATH_INFO") or "/")
+                            environ.get("PATH_INFO") or "/",
+                            [environ.get("HTTP_" + k.upper().replace("-", "_"), "")
+                             for k in OVERRIDES])
         if action is None:
             return self.app(environ, start_response)
         subject = self.subject_of(environ)

@@ -187,7 +187,7 @@ def build_app(
     key_ring = settings.key_ring()
     budget_s = settings.barrier_timeout_ms / 1000 + grace_s
 
-    replies = Replies(topics.decisions, broker.partition_count)
+    replies = Replies(topics.decisions, broker.topic_partitions)
     reply_topics = {topics.decisions: decisions_topic}
 
     def reply_topic(name: str) -> faust.TopicT:
@@ -384,10 +384,13 @@ def build_app(
             rejection = await dead_letter(message, "internal_error", repr(exc))
             decision = _undecodable(message, Reason.MALFORMED, repr(exc), clock(), policy)
             outcome = Outcome(decision, decision, None, rejection)
+        asked = outcome.intent or outcome.asked
         decision = outcome.decision
+        if asked is not None and asked.nonce:
+            decision = replace(decision, nonce=asked.nonce[:64])  # this record's answer
         try:
             emitted = decision if key_ring is None else sign(decision, key_ring)
-            topic, partition = await replies.route(outcome.intent or outcome.asked)
+            topic, partition = await replies.route(asked)
             await send(reply_topic(topic), decision.session_id.encode(), codec.encode(emitted),
                        partition=partition)
         finally:

@@ -113,16 +113,16 @@ class BrokerClient:
         ends = await asyncio.wait_for(client.end_offsets(wanted), END_OFFSETS_TIMEOUT_S)
         return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
-    async def partition_count(self, topic: str) -> int | None:
-        """How many partitions ``topic`` has, None if it does not exist."""
+    async def topic_partitions(self) -> dict[str, int]:
+        """Every topic on the broker, with its partition count, read afresh."""
         async with self._locks["start"]:
             client = await self._client("offsets")
         # The consumer's public topics() gives names only; the client's metadata
-        # has the partitions, and is fetched afresh (a topic may be new).
+        # has the partitions.
         cluster = await asyncio.wait_for(client._client.fetch_all_metadata(),
                                          END_OFFSETS_TIMEOUT_S)
-        partitions = cluster.partitions_for_topic(topic)
-        return len(partitions) if partitions else None
+        return {topic: len(cluster.partitions_for_topic(topic) or ())
+                for topic in cluster.topics()}
 
     async def last_record(self, tp: TP, start: int, end: int,
                           timeout_s: float) -> int | None:

@@ -11,28 +11,31 @@ the application that waits elsewhere hears nothing, and treats that as a deny.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from doublelock.events import Intent
 
 log = logging.getLogger(__name__)
 
-# Partition counts are read again after this long (partitions can be added), and a
-# topic not found is looked up again no sooner than this.
-KNOWN_FOR_S: Final = 60.0
-MISSING_FOR_S: Final = 1.0
+# The broker's topic list is read again no sooner than this, however many names are
+# asked for (intents choose them: a flood of invented names costs one read a second).
+REFRESH_S: Final = 1.0
+KNOWN_FOR_S: Final = 60.0  # and at least this often anyway: partitions can be added
 
 
 class Replies:
     def __init__(self, decisions: str,
-                 partition_count: Callable[[str], Awaitable[int | None]]) -> None:
-        """``partition_count``: the broker's answer for a topic, None if there is none."""
+                 topics: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
+        """``topics``: every topic on the broker with its partition count."""
         self.decisions = decisions
-        self._partition_count = partition_count
-        self._counts: dict[str, tuple[int | None, float]] = {}  # topic → (count, until)
+        self._topics = topics
+        self._known: Mapping[str, int] = {}
+        self._read_at = -REFRESH_S
+        self._lock = asyncio.Lock()
         self.unroutable = 0
         self._logged_at = 0.0
 
@@ -52,19 +55,16 @@ class Replies:
         return topic, partition
 
     async def _count(self, topic: str) -> int | None:
-        known = self._counts.get(topic)
-        now = time.monotonic()
-        if known is not None and now < known[1]:
-            return known[0]
-        try:
-            count = await self._partition_count(topic)
-        except Exception:  # the broker did not answer: ask later
-            log.warning("could not read the partitions of %r", topic, exc_info=True)
-            count = None
-        if len(self._counts) > 10_000:  # names come from intents: bounded
-            self._counts.clear()
-        self._counts[topic] = count, now + (MISSING_FOR_S if count is None else KNOWN_FOR_S)
-        return count
+        age = time.monotonic() - self._read_at
+        if (topic not in self._known and age >= REFRESH_S) or age >= KNOWN_FOR_S:
+            async with self._lock:  # one read at a time; the waiters share its answer
+                if time.monotonic() - self._read_at >= REFRESH_S:
+                    try:
+                        self._known = await self._topics()
+                    except Exception:  # the broker did not answer: ask again later
+                        log.warning("could not list the broker's topics", exc_info=True)
+                    self._read_at = time.monotonic()
+        return self._known.get(topic)
 
     def _unroutable(self, intent: Intent, why: str) -> tuple[str, int | None]:
         self.unroutable += 1

@@ -108,7 +108,11 @@ def test_the_json_endpoints(served: str) -> None:
                              "top_reason": "unknown_session",
                              "last_blocked": "2026-05-12T10:02:57Z"}]
     for bad in ("api/panels/nope", "api/panels/heatmap?from=2026-05-14T00:00:00&to=2026-05-13",
-                f"api/panels/heatmap?{RANGE}&limit=3"):
+                f"api/panels/heatmap?{RANGE}&limit=3",
+                "api/panels/top_ips?from=99999999999999999999",
+                f"api/panels/top_ips?{RANGE}&limit=-1", f"api/panels/top_ips?{RANGE}&limit=0",
+                f"api/panels/top_ips?{RANGE}&limit=99999999999",
+                f"api/panels/burst_sources?{RANGE}&window=0", "api/filters?from=0001-01-01"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{served}{bad}")
         assert refused.value.code in (400, 404)

@@ -7,6 +7,8 @@ import asyncio
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -138,6 +140,11 @@ def _check_wsgi(dl: Doublelock, fresh: Subject, stale: Subject) -> None:
                                  idempotency_key=key)  # a client's retry
     assert status == "403 Forbidden" and b'"reason": "duplicate_intent"' in body
     assert _wsgi_call(app, "GET", "/projects/9")[0] == "204 No Content"  # not listed
+    # Other spellings of a guarded route, and a POST standing in for a DELETE, are asked.
+    for method, path, extra in (("DELETE", "//projects/9/", {}), ("DELETE", "/x/../projects/9", {}),
+                                ("POST", "/projects/9", {"x_http_method_override": "DELETE"})):
+        status, headers, _ = _wsgi_call(app, method, path, x_session="stale", **extra)
+        assert status == "401 Unauthorized", (method, path)
 
 
 def _check_asgi(dl: Doublelock, fresh: Subject, stale: Subject) -> None:
@@ -165,6 +172,22 @@ def _check_asgi(dl: Doublelock, fresh: Subject, stale: Subject) -> None:
     status, headers, _ = asyncio.run(call("/projects/s1/transfer"))
     assert status == 401 and b"max_age=\"300\"" in headers[b"www-authenticate"]
 
+    async def websocket(path: str) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        await app({"type": "websocket", "path": path, "headers": []}, receive, send)
+        return sent
+
+    # A websocket on a guarded path is asked too, and closed if refused.
+    assert asyncio.run(websocket("/projects/s1/transfer")) == [
+        {"type": "websocket.close", "code": 1008}]
+
 
 def test_fail_closed_when_the_worker_is_silent_forged_or_late(start_worker: Any) -> None:
     worker = start_worker(POLICY, DOUBLELOCK_SIGNING_KEYS=KEYS)
@@ -174,41 +197,54 @@ def test_fail_closed_when_the_worker_is_silent_forged_or_late(start_worker: Any)
     with Doublelock("sdk-silent", settings, instance=1) as dl:
         subject = Subject("sdk-s", "U1", "192.0.2.9", "D1")
 
-        def answered(decision: Decision) -> Decision:
-            """Check, while ``decision`` (for the intent) is written to the reply
-            partition once the SDK waits for it."""
-            intent = dl.intent(subject, "project.delete", intent_id=decision.intent_id)
+        ring, other = parse_key_ring(KEYS), parse_key_ring("k-sdk:" + "x" * 40)
 
-            def forge() -> None:
+        def answered(forge: Any) -> Decision:
+            """Check, while ``forge(decision)`` is written to the reply partition once
+            the SDK waits: ``decision`` an allow for exactly what was asked (its
+            nonce too), valid for 60 s."""
+            intent = dl.intent(subject, "project.delete")
+
+            def write() -> None:
                 while dl.pending == 0:
                     time.sleep(0.005)
-                publisher.producer.send(dl.reply_topic, codec.encode(decision),
+                asked = dl._pending[intent.intent_id].intent
+                at = now_ms()
+                exact = Decision(intent.intent_id, "sdk-s", "U1", "project.delete",
+                                 Verdict.ALLOW, Reason.OK, at, at + 60_000, "forged",
+                                 nonce=asked.nonce or "")
+                publisher.producer.send(dl.reply_topic, codec.encode(forge(exact)),
                                         partition=dl.reply_partition).get(timeout=10)
 
-            threading.Thread(target=forge).start()
+            threading.Thread(target=write).start()
             return dl.check(intent, timeout=1.5)
 
-        def allow(valid_for_ms: int, **changes: Any) -> Decision:
-            at = now_ms()
-            fields = {"intent_id": uuid.uuid4().hex, "session_id": "sdk-s", "user_id": "U1",
-                      "action": "project.delete", **changes}
-            return Decision(fields["intent_id"], fields["session_id"], fields["user_id"],
-                            fields["action"], Verdict.ALLOW, Reason.OK, at, at + valid_for_ms,
-                            "forged")
-
-        ring, other = parse_key_ring(KEYS), parse_key_ring("k-sdk:" + "x" * 40)
         cases = {
-            "unsigned": (allow(60_000), Reason.BAD_SIGNATURE),
-            "wrong key": (sign(allow(60_000), other), Reason.BAD_SIGNATURE),
-            "expired": (sign(allow(-1), ring), Reason.DECISION_EXPIRED),
-            "another session": (sign(allow(60_000, session_id="sdk-x"), ring),
+            "unsigned": (lambda d: d, Reason.BAD_SIGNATURE),
+            "wrong key": (lambda d: sign(d, other), Reason.BAD_SIGNATURE),
+            "expired": (lambda d: sign(replace(d, valid_until=d.decided_at - 1), ring),
+                        Reason.DECISION_EXPIRED),
+            "another session": (lambda d: sign(replace(d, session_id="sdk-x"), ring),
+                                Reason.DECISION_MISMATCH),
+            # A genuine answer to another request with the same intent id (replayed,
+            # or read by an instance sharing the partition): not this one's.
+            "another request": (lambda d: sign(replace(d, nonce="someone-else"), ring),
                                 Reason.DECISION_MISMATCH),
         }
-        for name, (forged, reason) in cases.items():
-            got = answered(forged)
+        for name, (forge, reason) in cases.items():
+            got = answered(forge)
             assert (got.verdict, got.reason, name) == (Verdict.DENY, reason, name)
-        # Signed with the worker's key, unexpired, about what was asked: acted on.
-        assert answered(sign(allow(60_000), ring)).allowed
+        # Signed with the worker's key, unexpired, the answer to this request: acted on.
+        assert answered(lambda d: sign(d, ring)).allowed
+
+        # The same intent id asked twice at once: the second is refused at once, and
+        # nothing hangs (the first times out on its own).
+        twice = dl.intent(subject, "project.delete")
+        with ThreadPoolExecutor(2) as pool:
+            started = time.monotonic()
+            both = list(pool.map(lambda _: dl.check(twice, timeout=1.0), range(2)))
+        assert sorted(d.reason.value for d in both) == ["decision_mismatch", "no_decision"]
+        assert time.monotonic() - started < 5
 
         started = time.monotonic()
         silent = dl.check(dl.intent(subject, "project.delete"), timeout=1.0)
@@ -234,6 +270,15 @@ def test_each_instance_reads_its_own_partition_and_bad_routes_fall_back(
                 assert decision.allowed
                 asked[instance].append(decision.intent_id)
         topic = a.reply_topic
+        # Two instances on one partition, asked the same intent id at once (a retry
+        # sent to another pod): each takes only the answer to its own request.
+        with Doublelock("sdk-routes", worker.settings, instance=0, timeout_s=10) as c:
+            retried = a.intent(subject, "doc.read")
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda dl: dl.check(retried), (a, c)))
+        assert sorted((d.verdict.value, d.reason.value) for d in answers) == [
+            ("allow", "ok"), ("deny", "duplicate_intent")]
+        asked[0].append(retried.intent_id)
     codec = Codec()
     consumer = KafkaConsumer(bootstrap_servers=worker.settings.bootstrap,
                              enable_auto_commit=False, consumer_timeout_ms=2000)
