@@ -19,7 +19,7 @@ from rich.table import Table
 
 from dashboards.panels import BY_NAME, PANELS, Window
 from dashboards.store import Store
-from dashboards.web import jsonable, panel_rows
+from dashboards.web import jsonable, panel_rows, parse_time
 from doublelock.errors import ServiceError
 from doublelock.policy import parse_duration
 
@@ -30,17 +30,11 @@ REPORTED = tuple(p.name for p in PANELS if p.name != "attempts")
 def window(since: str | None, start: str | None, end: str | None, app: str = "",
            action: str = "") -> Window:
     """``since`` ("24h", "7d"), or ``start``/``end`` (ISO 8601)."""
-    to = _instant(end) if end else datetime.now(UTC)
-    frm = _instant(start) if start else to - timedelta(milliseconds=parse_duration(
-        since or "24h"))
+    to = parse_time(end, datetime.now(UTC))
+    frm = parse_time(start, to - timedelta(milliseconds=parse_duration(since or "24h")))
     if frm >= to:
         raise ValueError("the range is empty: from must be before to")
     return Window(frm, to, app, action)
-
-
-def _instant(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _query(w: Window) -> dict[str, str]:
