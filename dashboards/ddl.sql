@@ -80,6 +80,47 @@ SELECT toStartOfMinute(occurred_at) AS minute, app, action, channel, verdict, re
 FROM decisions
 GROUP BY minute, app, action, channel, verdict, reason;
 
+-- The same counts per hour, for long ranges: a month is 720 rows a combination, not
+-- 43,200.
+CREATE TABLE IF NOT EXISTS decisions_by_hour
+(
+    hour     DateTime('UTC'),
+    app      LowCardinality(String),
+    action   LowCardinality(String),
+    channel  LowCardinality(String),
+    verdict  LowCardinality(String),
+    reason   LowCardinality(String),
+    intents  UInt64
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, app, action, channel, verdict, reason);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS decisions_by_hour_mv TO decisions_by_hour AS
+SELECT toStartOfHour(occurred_at) AS hour, app, action, channel, verdict, reason,
+       count() AS intents
+FROM decisions
+GROUP BY hour, app, action, channel, verdict, reason;
+
+-- The counts of a range [from, to), to the minute, read from the smallest table that has
+-- them: the hours wholly inside the range from decisions_by_hour, the minutes at its ends
+-- from decisions_by_minute. `step` is the coarsest time the caller needs (seconds): hours
+-- are used only when it is a whole number of them, so a 5-minute bucket is never handed
+-- a whole hour. A minute is reported as its own start, an hour as the hour's.
+CREATE OR REPLACE VIEW intent_counts AS
+WITH toStartOfMinute({from:DateTime64(3, 'UTC')}) AS first_minute,
+     {to:DateTime64(3, 'UTC')} AS range_end,
+     toStartOfHour(first_minute + toIntervalSecond(3599)) AS first_hour,
+     if({step:UInt32} % 3600 = 0, toStartOfHour(range_end), first_hour) AS hours_end
+SELECT hour AS minute, app, action, channel, verdict, reason, intents
+FROM decisions_by_hour
+WHERE hour >= first_hour AND hour < hours_end
+UNION ALL
+SELECT minute, app, action, channel, verdict, reason, intents
+FROM decisions_by_minute
+WHERE minute >= first_minute AND minute < range_end
+  AND NOT (minute >= first_hour AND minute < hours_end);
+
 -- Every blocked attempt, with its cause: what pattern analysis reads.
 CREATE VIEW IF NOT EXISTS blocked_attempts AS
 SELECT * FROM decisions FINAL WHERE verdict != 'allow';

@@ -96,6 +96,15 @@ class Window:
         return {"from": self.start, "to": self.end, "app": self.app, "action": self.action}
 
 
+NICE_BUCKETS: Final = (60, 300, 900, 1800, 3600, 10800, 21600, 86400)  # as app.js's
+
+
+def bucket_for(window: Window) -> int:
+    """The finest bucket (seconds) that splits the window into at most 300."""
+    seconds = (window.end - window.start).total_seconds()
+    return next((b for b in NICE_BUCKETS if seconds / b <= 300), NICE_BUCKETS[-1])
+
+
 def parameters(panel: Panel, window: Window, overrides: Mapping[str, Any] | None = None
                ) -> dict[str, Any]:
     """The query parameters: the window, the panel's defaults, then ``overrides`` for
@@ -104,6 +113,8 @@ def parameters(panel: Panel, window: Window, overrides: Mapping[str, Any] | None
     if unknown:
         raise ValueError(f"{panel.name} takes no parameter {', '.join(sorted(unknown))}")
     values = {**window.params(), **panel.params}
+    if "bucket" in panel.params:  # as many buckets as a chart can show
+        values["bucket"] = bucket_for(window)
     for key, value in (overrides or {}).items():
         default = panel.params[key]
         values[key] = type(default)(value)  # "10" from a URL becomes 10

@@ -37,7 +37,20 @@ DECISION_COLUMNS: Final = (
 )
 # Each table's time column, for its retention (TTL).
 RETAINED: Final = {"decisions": "occurred_at", "decisions_by_minute": "minute",
-                   "rejections": "rejected_at", "alerts": "window_start"}
+                   "decisions_by_hour": "hour", "rejections": "rejected_at",
+                   "alerts": "window_start"}
+# The tables that materialized views fill, and how to fill one that a store made before
+# lacks (in this order: the hours come from the minutes).
+ROLLUPS: Final = {
+    "decisions_by_minute": (
+        "INSERT INTO decisions_by_minute SELECT toStartOfMinute(occurred_at) AS minute, app, "
+        "action, channel, verdict, reason, count() FROM decisions FINAL "
+        "GROUP BY minute, app, action, channel, verdict, reason"),
+    "decisions_by_hour": (
+        "INSERT INTO decisions_by_hour SELECT toStartOfHour(minute) AS hour, app, action, "
+        "channel, verdict, reason, sum(intents) FROM decisions_by_minute "
+        "GROUP BY hour, app, action, channel, verdict, reason"),
+}
 ALERT_COLUMNS: Final = ("alert_id", "detector", "subject", "window_start", "detected_at",
                         "summary")
 REJECTION_COLUMNS: Final = (
@@ -111,14 +124,14 @@ class Store:
 
     def migrate(self, retention_days: int = 0) -> None:
         """Create or upgrade the schema; keep rows ``retention_days`` (0: for ever)."""
-        had_counts = self.sql("EXISTS TABLE decisions_by_minute") == [(1,)]
         for statement in _statements((HERE / "ddl.sql").read_text()):
             self._run(self.client.command, statement)
-        if not had_counts:  # a store older than the per-minute counts: fill them once
-            self._run(self.client.command, (
-                "INSERT INTO decisions_by_minute SELECT toStartOfMinute(occurred_at) AS "
-                "minute, app, action, channel, verdict, reason, count() FROM decisions "
-                "FINAL GROUP BY minute, app, action, channel, verdict, reason"))
+        for table, fill in ROLLUPS.items():
+            # Empty beside stored decisions: made by this migration for an older store
+            # (or left so by one that stopped half-way). Nothing writes during migrate.
+            if self.sql(f"SELECT (SELECT count() FROM {table}) = 0 AND "
+                        "(SELECT count() FROM decisions) > 0") == [(1,)]:
+                self._run(self.client.command, fill)
         for table, column in RETAINED.items():
             self._retain(table, column, retention_days)
 

@@ -4,7 +4,8 @@
 SELECT m.user_id AS user_id, m.session_id AS mismatched_session, m.ip AS from_ip,
        m.first_at AS mismatch_at, count() AS followups,
        uniqExact(d.session_id) AS other_sessions,
-       arrayStringConcat(arraySort(groupUniqArray(5)(d.session_id)), ', ') AS sessions
+       arrayStringConcat(arraySlice(arraySort(groupUniqArray(d.session_id)), 1, 5), ', ')
+           AS sessions
 FROM (
     SELECT user_id, argMin(session_id, occurred_at) AS session_id,
            argMin(ip, occurred_at) AS ip, argMin(device_id, occurred_at) AS device_id,

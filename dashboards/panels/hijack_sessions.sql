@@ -2,7 +2,7 @@
 -- or not), with how many were refused for a context mismatch.
 SELECT session_id, user_id, uniq(ip) AS ips, uniq(device_id) AS devices,
        countIf(reason = 'context_mismatch') AS mismatches, count() AS intents,
-       arrayStringConcat(groupUniqArray(4)(ip), ', ') AS seen_ips,
+       arrayStringConcat(arraySlice(arraySort(groupUniqArray(ip)), 1, 4), ', ') AS seen_ips,
        min(occurred_at) AS first_seen, max(occurred_at) AS last_seen
 FROM decisions
 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}

@@ -23,9 +23,9 @@ ASOF LEFT JOIN (
 ) AS a ON a.session_id = s.session_id AND a.action = s.action AND a.occurred_at > s.occurred_at
 LEFT JOIN (
     SELECT action, sum(intents) AS intents
-    FROM decisions_by_minute
-    WHERE minute >= toStartOfMinute({from:DateTime64(3, 'UTC')})
-      AND minute < {to:DateTime64(3, 'UTC')}
+    FROM intent_counts(from = {from:DateTime64(3, 'UTC')}, to = {to:DateTime64(3, 'UTC')},
+                       step = 3600)
+    WHERE ({app:String} = '' OR app = {app:String})
     GROUP BY action
 ) AS t ON t.action = s.action
 GROUP BY action

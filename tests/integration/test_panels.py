@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dashboards import grafana
 from dashboards.panels import BY_NAME, PANELS, parameters
@@ -61,6 +63,28 @@ def test_blocks_over_time_and_verdict_ratio_count_each_intent_once(store: Store)
     assert ratio[("web", "role.grant")] == (0, 0, 3)
     crm = rows(store, "verdict_ratio", window=replace(WINDOW, app="crm"))
     assert pick(crm, "app", "action", "denied") == [("crm", "deal.delete", 6)]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.integers(-120, 1560), length=st.integers(0, 1800), seconds=st.integers(0, 59),
+       step=st.sampled_from([60, 300, 900, 3600, 10800, 86400]))
+def test_counts_read_hours_and_minutes_and_match_the_rows(
+        store: Store, start: int, length: int, seconds: int, step: int) -> None:
+    """intent_counts takes whole hours from one table and the ends from another; over any
+    range it counts what the decisions themselves do, to the minute."""
+    first = DAY + timedelta(minutes=start, seconds=seconds)
+    span = {"from": first, "to": first + timedelta(minutes=length, seconds=seconds)}
+    counted = store.sql(
+        "SELECT verdict, sum(intents) FROM intent_counts(from = {from:DateTime64(3, 'UTC')}, "
+        "to = {to:DateTime64(3, 'UTC')}, step = {step:UInt32}) GROUP BY 1 ORDER BY 1",
+        {**span, "step": step})
+    stored = store.sql(
+        "SELECT verdict, count() FROM decisions "
+        "WHERE occurred_at >= toStartOfMinute({from:DateTime64(3, 'UTC')}) "
+        "AND toStartOfMinute(occurred_at) < {to:DateTime64(3, 'UTC')} GROUP BY 1 ORDER BY 1",
+        span)
+    assert counted == stored
 
 
 def test_bursts_from_one_ip_and_one_subnet(store: Store) -> None:

@@ -56,14 +56,23 @@ def test_rows_are_idempotent_on_intent_id(store: Store) -> None:
         ("I1", "revoked", "192.0.2.1")]
 
 
-def test_a_store_older_than_the_per_minute_counts_gets_them_filled(store: Store) -> None:
+def test_a_store_older_than_the_counts_gets_them_filled(store: Store) -> None:
     rows = [decision_row(decision(f"O{i}", Verdict.DENY, Reason.REVOKED), intent(f"O{i}"),
                          Source("t", 0, i)) for i in range(3)]
     store.insert_decisions(rows)
-    store.sql("DROP VIEW decisions_by_minute_mv")
-    store.sql("DROP TABLE decisions_by_minute")  # as a 0.1 store is
+    held = store.sql("SELECT count() FROM decisions")
+    for table in ("decisions_by_minute", "decisions_by_hour"):  # as a 0.1 store is
+        store.sql(f"DROP VIEW {table}_mv")
+        store.sql(f"DROP TABLE {table}")
     store.migrate()
-    assert store.sql("SELECT sum(intents) FROM decisions_by_minute") == [(3,)]
+    assert store.sql("SELECT sum(intents) FROM decisions_by_minute") == held
+    assert store.sql("SELECT sum(intents) FROM decisions_by_hour") == held
+    store.sql("TRUNCATE TABLE decisions_by_hour")  # as a migration stopped half-way leaves it
+    store.migrate()
+    assert store.sql("SELECT sum(intents) FROM decisions_by_hour") == held
+    store.insert_decisions([decision_row(decision("O9", Verdict.ALLOW, Reason.OK),
+                                         intent("O9"), Source("t", 0, 9))])
+    assert store.sql("SELECT sum(intents) FROM decisions_by_hour") == [(held[0][0] + 1,)]
 
 
 def test_rejections_are_idempotent_on_position(store: Store) -> None:
