@@ -102,24 +102,45 @@ SELECT toStartOfHour(occurred_at) AS hour, app, action, channel, verdict, reason
 FROM decisions
 GROUP BY hour, app, action, channel, verdict, reason;
 
--- The counts of a range [from, to), to the minute, read from the smallest table that has
--- them: the hours wholly inside the range from decisions_by_hour, the minutes at its ends
--- from decisions_by_minute. `step` is the coarsest time the caller needs (seconds): hours
--- are used only when it is a whole number of them, so a 5-minute bucket is never handed
--- a whole hour. A minute is reported as its own start, an hour as the hour's.
+-- The counts of a range [from, to), exact to the millisecond, each read from the
+-- smallest table that has it: the hours wholly inside the range from decisions_by_hour,
+-- the other whole minutes from decisions_by_minute, and the parts of a minute at the
+-- ends from the decisions themselves (two minutes of rows at most). `step` is the
+-- coarsest time the caller groups by (seconds): hours are used only when it is a whole
+-- number of them, so a 5-minute bucket is never handed a whole hour. A row is reported
+-- at the start of its minute, or of its hour.
 CREATE OR REPLACE VIEW intent_counts AS
-WITH toStartOfMinute({from:DateTime64(3, 'UTC')}) AS first_minute,
+WITH {from:DateTime64(3, 'UTC')} AS range_start,
      {to:DateTime64(3, 'UTC')} AS range_end,
-     toStartOfHour(first_minute + toIntervalSecond(3599)) AS first_hour,
-     if({step:UInt32} % 3600 = 0, toStartOfHour(range_end), first_hour) AS hours_end
+     toStartOfMinute(range_start + toIntervalMillisecond(59999)) AS minutes_start,
+     toStartOfMinute(range_end) AS minutes_end,
+     toStartOfHour(minutes_start + toIntervalSecond(3599)) AS hours_start,
+     if({step:UInt32} % 3600 = 0, toStartOfHour(minutes_end), hours_start) AS hours_end
 SELECT hour AS minute, app, action, channel, verdict, reason, intents
 FROM decisions_by_hour
-WHERE hour >= first_hour AND hour < hours_end
+WHERE hour >= hours_start AND hour < hours_end
 UNION ALL
 SELECT minute, app, action, channel, verdict, reason, intents
 FROM decisions_by_minute
-WHERE minute >= first_minute AND minute < range_end
-  AND NOT (minute >= first_hour AND minute < hours_end);
+WHERE minute >= minutes_start AND minute < minutes_end
+  AND NOT (minute >= hours_start AND minute < hours_end)
+UNION ALL
+SELECT toDateTime(toStartOfMinute(occurred_at), 'UTC') AS minute, app, action, channel,
+       verdict, reason, count() AS intents
+FROM decisions
+WHERE (occurred_at >= range_start AND occurred_at < least(minutes_start, range_end))
+   OR (occurred_at >= greatest(minutes_end, minutes_start) AND occurred_at < range_end)
+GROUP BY minute, app, action, channel, verdict, reason;
+
+-- The one-off fills done to this store (Store.migrate), so that each is done once, and
+-- done again if it was cut off.
+CREATE TABLE IF NOT EXISTS migrations
+(
+    name     String,
+    done_at  DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(done_at)
+ORDER BY name;
 
 -- Every blocked attempt, with its cause: what pattern analysis reads.
 CREATE VIEW IF NOT EXISTS blocked_attempts AS

@@ -35,12 +35,16 @@ DECISION_COLUMNS: Final = (
     "policy_version", "session_age_ms", "idle_ms", "reauth_age_ms", "detail",
     "source_partition", "source_offset", "dead_for_ms",
 )
-# Each table's time column, for its retention (TTL).
-RETAINED: Final = {"decisions": "occurred_at", "decisions_by_minute": "minute",
-                   "decisions_by_hour": "hour", "rejections": "rejected_at",
-                   "alerts": "window_start"}
-# The tables that materialized views fill, and how to fill one that a store made before
-# lacks (in this order: the hours come from the minutes).
+# Each table's time, for its retention (TTL): a count goes when the last row it counts
+# does, so that the tables agree at the retention's edge.
+RETAINED: Final = {"decisions": "occurred_at",
+                   "decisions_by_minute": "minute + toIntervalMinute(1)",
+                   "decisions_by_hour": "hour + toIntervalHour(1)",
+                   "rejections": "rejected_at", "alerts": "window_start"}
+# The tables that materialized views fill, and how to fill one from what the store holds
+# (in this order: the hours come from the minutes). A fill runs once a store, at the
+# first start that knows the table; while it runs, nothing else may write (one worker
+# starts first on a shared server), or a decision written meanwhile may count twice.
 ROLLUPS: Final = {
     "decisions_by_minute": (
         "INSERT INTO decisions_by_minute SELECT toStartOfMinute(occurred_at) AS minute, app, "
@@ -126,17 +130,20 @@ class Store:
         """Create or upgrade the schema; keep rows ``retention_days`` (0: for ever)."""
         for statement in _statements((HERE / "ddl.sql").read_text()):
             self._run(self.client.command, statement)
+        done = {name for (name,) in self.sql("SELECT name FROM migrations")}
         for table, fill in ROLLUPS.items():
-            # Empty beside stored decisions: made by this migration for an older store
-            # (or left so by one that stopped half-way). Nothing writes during migrate.
-            if self.sql(f"SELECT (SELECT count() FROM {table}) = 0 AND "
-                        "(SELECT count() FROM decisions) > 0") == [(1,)]:
+            # Not marked done: the table is new to this store, or its fill was cut off.
+            # Counted again from scratch, then marked, so a cut-off fill is redone whole.
+            if f"fill {table}" not in done:
+                self._run(self.client.command, f"TRUNCATE TABLE {table}")
                 self._run(self.client.command, fill)
-        for table, column in RETAINED.items():
-            self._retain(table, column, retention_days)
+                self._run(self.client.insert, "migrations",
+                          [[f"fill {table}", datetime.now(UTC)]], column_names=("name", "done_at"))
+        for table, time_of in RETAINED.items():
+            self._retain(table, time_of, retention_days)
 
-    def _retain(self, table: str, column: str, days: int) -> None:
-        ttl = f"TTL toDateTime({column}) + toIntervalDay({int(days)})"
+    def _retain(self, table: str, time_of: str, days: int) -> None:
+        ttl = f"TTL toDateTime({time_of}) + toIntervalDay({int(days)})"
         current = self.sql("SELECT create_table_query FROM system.tables WHERE database = "
                            "currentDatabase() AND name = {t:String}", {"t": table})[0][0]
         if days > 0 and ttl not in current:

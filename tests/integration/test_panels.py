@@ -68,12 +68,12 @@ def test_blocks_over_time_and_verdict_ratio_count_each_intent_once(store: Store)
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(start=st.integers(-120, 1560), length=st.integers(0, 1800), seconds=st.integers(0, 59),
-       step=st.sampled_from([60, 300, 900, 3600, 10800, 86400]))
+       millis=st.integers(0, 999), step=st.sampled_from([60, 300, 900, 3600, 10800, 86400]))
 def test_counts_read_hours_and_minutes_and_match_the_rows(
-        store: Store, start: int, length: int, seconds: int, step: int) -> None:
-    """intent_counts takes whole hours from one table and the ends from another; over any
-    range it counts what the decisions themselves do, to the minute."""
-    first = DAY + timedelta(minutes=start, seconds=seconds)
+        store: Store, start: int, length: int, seconds: int, millis: int, step: int) -> None:
+    """intent_counts takes whole hours from one table, whole minutes from another and the
+    parts of a minute from the rows; over any range it counts what the rows do."""
+    first = DAY + timedelta(minutes=start, seconds=seconds, milliseconds=millis)
     span = {"from": first, "to": first + timedelta(minutes=length, seconds=seconds)}
     counted = store.sql(
         "SELECT verdict, sum(intents) FROM intent_counts(from = {from:DateTime64(3, 'UTC')}, "
@@ -81,10 +81,27 @@ def test_counts_read_hours_and_minutes_and_match_the_rows(
         {**span, "step": step})
     stored = store.sql(
         "SELECT verdict, count() FROM decisions "
-        "WHERE occurred_at >= toStartOfMinute({from:DateTime64(3, 'UTC')}) "
-        "AND toStartOfMinute(occurred_at) < {to:DateTime64(3, 'UTC')} GROUP BY 1 ORDER BY 1",
+        "WHERE occurred_at >= {from:DateTime64(3, 'UTC')} "
+        "AND occurred_at < {to:DateTime64(3, 'UTC')} GROUP BY 1 ORDER BY 1",
         span)
     assert counted == stored
+
+
+def test_counts_are_exact_at_an_edge_inside_a_minute(store: Store) -> None:
+    """Ranges that start or end right at a stored intent, inside its minute."""
+    query = ("SELECT sum(intents) FROM intent_counts(from = {from:DateTime64(3, 'UTC')}, "
+             "to = {to:DateTime64(3, 'UTC')}, step = 3600)")
+    times = [t for (t,) in store.sql(
+        "SELECT occurred_at FROM decisions WHERE toSecond(occurred_at) != 0 "
+        "ORDER BY cityHash64(intent_id) LIMIT 40")]
+    ms, hours = timedelta(milliseconds=1), timedelta(hours=2)
+    for t in times:
+        for start, end in ((t, t + ms), (t + ms, t + hours), (t - hours, t), (t - hours, t + ms)):
+            counted = store.sql(query, {"from": start, "to": end})[0][0]
+            stored = store.sql(
+                "SELECT count() FROM decisions WHERE occurred_at >= {from:DateTime64(3, 'UTC')} "
+                "AND occurred_at < {to:DateTime64(3, 'UTC')}", {"from": start, "to": end})[0][0]
+            assert counted == stored, (start, end)
 
 
 def test_bursts_from_one_ip_and_one_subnet(store: Store) -> None:
